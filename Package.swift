@@ -1,0 +1,24 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Layering (see README): CKernels (C, SIMD, threads) → HARP (format → model → inference →
+// generation) → HARPPrune → the harp-run / harp-prune command-line tools.
+// No target uses unsafeFlags: CPU-specific code is selected at run time inside CKernels, so HARP
+// can be a versioned dependency of other packages.
+let package = Package(
+    name: "HARP",
+    products: [
+        .library(name: "HARP", targets: ["HARP"]),
+        .executable(name: "harp-run", targets: ["harp-run"]),
+    ],
+    targets: [
+        .target(
+            name: "CKernels",
+            cSettings: [.define("_GNU_SOURCE")],
+            linkerSettings: [.linkedLibrary("openblas"), .linkedLibrary("pthread"), .linkedLibrary("m")]
+        ),
+        .target(name: "HARP", dependencies: ["CKernels"]),
+        .executableTarget(name: "harp-run", dependencies: ["HARP"]),
+        .testTarget(name: "HARPTests", dependencies: ["HARP", "CKernels"]),
+    ]
+)

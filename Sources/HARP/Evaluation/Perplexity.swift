@@ -1,0 +1,57 @@
+import Foundation
+
+/// Perplexity under llama.cpp's protocol (`llama-perplexity`): the token stream is cut into
+/// non-overlapping windows of `context` tokens from position 0, each evaluated in a fresh context,
+/// and only the second half of each window is scored (targets at positions context/2+1 … context−1,
+/// each with the logits of the position before), so every scored token has at least half a window
+/// of history.
+public struct PerplexityResult: Sendable, Equatable {
+    public var perplexity: Double
+    /// llama.cpp's ± : PPL × standard error of the mean negative log-likelihood.
+    public var uncertainty: Double
+    public var scoredTokens: Int
+    public var chunks: Int
+}
+
+public enum Perplexity {
+    /// Evaluates `tokens`; `progress(chunk, runningPPL)` is called after every window.
+    public static func evaluate(_ transformer: Transformer, tokens: [Int32], context: Int, maxChunks: Int? = nil,
+                                progress: (Int, Int, Double) -> Void = { _, _, _ in }) throws -> PerplexityResult {
+        guard context >= 16 else { throw HARPError.invalidArgument("perplexity context must be at least 16 tokens, got \(context)") }
+        let available = tokens.count / context
+        guard available > 0 else {
+            throw HARPError.invalidArgument("the text has \(tokens.count) tokens, fewer than one window of \(context)")
+        }
+        let chunks = min(available, maxChunks ?? available)
+        let cache = try KVCache(config: transformer.config, contextLength: context)
+        let first = context / 2
+        let vocab = transformer.config.vocabularySize
+        var sum = 0.0, sumSquares = 0.0, count = 0
+        for chunk in 0..<chunks {
+            let window = Array(tokens[(chunk * context)..<((chunk + 1) * context)])
+            var batch = Batch(tokens: window, startPosition: 0)
+            batch.logitRows = Array(first..<(context - 1))
+            let logits = try transformer.forward(batch, cache: cache)
+            for (row, position) in batch.logitRows.enumerated() {
+                let nll = negativeLogLikelihood(logits[(row * vocab)..<((row + 1) * vocab)], target: Int(window[position + 1]))
+                sum += nll
+                sumSquares += nll * nll
+                count += 1
+            }
+            progress(chunk + 1, chunks, exp(sum / Double(count)))
+        }
+        let mean = sum / Double(count)
+        let ppl = exp(mean)
+        let variance = max(0, sumSquares / Double(count) - mean * mean)
+        let uncertainty = count > 1 ? ppl * (variance / Double(count - 1)).squareRoot() : 0
+        return PerplexityResult(perplexity: ppl, uncertainty: uncertainty, scoredTokens: count, chunks: chunks)
+    }
+
+    /// −log softmax(logits)[target], computed stably in double precision.
+    static func negativeLogLikelihood(_ logits: ArraySlice<Float>, target: Int) -> Double {
+        let maxLogit = Double(logits.max() ?? 0)
+        var sum = 0.0
+        for l in logits { sum += exp(Double(l) - maxLogit) }
+        return log(sum) + maxLogit - Double(logits[logits.startIndex + target])
+    }
+}

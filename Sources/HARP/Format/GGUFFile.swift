@@ -1,0 +1,235 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A tensor's entry in a GGUF file's directory.
+public struct GGUFTensorInfo: Sendable, Equatable {
+    public let name: String
+    /// Dimensions in ggml order: `shape[0]` is the innermost (contiguous) one — the row length.
+    public let shape: [Int]
+    public let type: GGMLType
+    /// Offset of the data from the start of the file.
+    public let fileOffset: Int
+    public let byteCount: Int
+
+    public var elementCount: Int { shape.reduce(1, *) }
+}
+
+/// A GGUF (v2/v3) file mapped into memory. Metadata is parsed once; tensor data stays in the
+/// mapping and is viewed without copies. Every offset and size is validated before use, so a
+/// damaged file produces `HARPError.invalidGGUF` naming what is wrong, never a crash.
+public final class GGUFFile: @unchecked Sendable {  // immutable after init; the mapping is read-only
+    public let path: String
+    public let version: Int
+    /// Metadata in file order.
+    public let metadataKeys: [String]
+    public let metadata: [String: GGUFValue]
+    /// Tensors in file order.
+    public let tensors: [GGUFTensorInfo]
+    public let alignment: Int
+    private let tensorIndex: [String: Int]
+    private let base: UnsafeRawPointer
+    private let size: Int
+
+    public init(path: String) throws {
+        self.path = path
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else { throw HARPError.io(path: path, reason: String(cString: strerror(errno))) }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw HARPError.io(path: path, reason: String(cString: strerror(errno))) }
+        guard (st.st_mode & S_IFMT) == S_IFREG else { throw HARPError.io(path: path, reason: "not a regular file") }
+        size = Int(st.st_size)
+        guard size >= 24 else {
+            throw HARPError.invalidGGUF(path: path, reason: "file is \(size) bytes, too short for a GGUF header")
+        }
+        guard let mapped = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), mapped != MAP_FAILED else {
+            throw HARPError.io(path: path, reason: "mmap failed: \(String(cString: strerror(errno)))")
+        }
+        base = UnsafeRawPointer(mapped)
+        do {
+            var reader = ByteReader(base: base, size: size, path: path)
+            let parsed = try GGUFFile.parse(&reader)
+            version = parsed.version
+            metadataKeys = parsed.keys
+            metadata = parsed.metadata
+            tensors = parsed.tensors
+            alignment = parsed.alignment
+            tensorIndex = Dictionary(parsed.tensors.enumerated().map { ($1.name, $0) }, uniquingKeysWith: { a, _ in a })
+        } catch {
+            munmap(mapped, size)
+            throw error
+        }
+    }
+
+    deinit { munmap(UnsafeMutableRawPointer(mutating: base), size) }
+
+    public func tensor(named name: String) -> GGUFTensorInfo? {
+        tensorIndex[name].map { tensors[$0] }
+    }
+
+    /// The bytes of a tensor of this file (valid while the file object lives).
+    public func bytes(of tensor: GGUFTensorInfo) -> UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(start: base + tensor.fileOffset, count: tensor.byteCount)
+    }
+
+    /// Total bytes of the mapping.
+    public var fileSize: Int { size }
+
+    // MARK: - Parsing
+
+    private struct Parsed {
+        var version: Int
+        var keys: [String]
+        var metadata: [String: GGUFValue]
+        var tensors: [GGUFTensorInfo]
+        var alignment: Int
+    }
+
+    private static func parse(_ r: inout ByteReader) throws -> Parsed {
+        let magic = try r.read(UInt32.self)
+        guard magic == 0x4655_4747 else {  // "GGUF" little-endian
+            throw r.error("bad magic (not a GGUF file)")
+        }
+        let version = Int(try r.read(UInt32.self))
+        guard version == 2 || version == 3 else { throw r.error("unsupported GGUF version \(version) (2 and 3 are supported)") }
+        let tensorCount = try r.readCount("tensor count", limit: r.size / 8)
+        let kvCount = try r.readCount("metadata count", limit: r.size / 12)
+
+        var keys: [String] = []
+        var metadata: [String: GGUFValue] = [:]
+        for i in 0..<kvCount {
+            let key = try r.readString(what: "metadata key #\(i)")
+            let code = try r.read(UInt32.self)
+            let value = try r.readValue(code: code, key: key, depth: 0)
+            if metadata.updateValue(value, forKey: key) != nil { throw r.error("duplicate metadata key '\(key)'") }
+            keys.append(key)
+        }
+
+        var alignment = 32
+        if let value = metadata["general.alignment"] {
+            guard let a = value.intValue, a > 0, a & (a - 1) == 0, a <= 1 << 20 else {
+                throw r.error("general.alignment must be a power of two, got \(value.summary)")
+            }
+            alignment = a
+        }
+
+        struct RawTensor { var name: String; var shape: [Int]; var type: GGMLType; var offset: Int }
+        var raw: [RawTensor] = []
+        raw.reserveCapacity(tensorCount)
+        for i in 0..<tensorCount {
+            let name = try r.readString(what: "tensor name #\(i)")
+            let nDims = Int(try r.read(UInt32.self))
+            guard (1...4).contains(nDims) else { throw r.error("tensor '\(name)' has \(nDims) dimensions (1 to 4 allowed)") }
+            var shape: [Int] = []
+            for _ in 0..<nDims {
+                let d = try r.read(UInt64.self)
+                guard d > 0, d < 1 << 40 else { throw r.error("tensor '\(name)' has dimension \(d)") }
+                shape.append(Int(d))
+            }
+            let typeCode = try r.read(UInt32.self)
+            guard let type = GGMLType(rawValue: typeCode) else {
+                throw r.error("tensor '\(name)' has unknown type \(typeCode)")
+            }
+            let offset = try r.read(UInt64.self)
+            guard offset < UInt64(r.size) else { throw r.error("tensor '\(name)' offset \(offset) is beyond the end of the file") }
+            raw.append(RawTensor(name: name, shape: shape, type: type, offset: Int(offset)))
+        }
+
+        let dataStart = (r.offset + alignment - 1) / alignment * alignment
+        var tensors: [GGUFTensorInfo] = []
+        tensors.reserveCapacity(raw.count)
+        var seen = Set<String>()
+        for t in raw {
+            guard seen.insert(t.name).inserted else { throw r.error("duplicate tensor '\(t.name)'") }
+            var elements = 1
+            for d in t.shape {
+                let (p, o) = elements.multipliedReportingOverflow(by: d)
+                guard !o else { throw r.error("tensor '\(t.name)' shape \(t.shape) is too large") }
+                elements = p
+            }
+            guard t.shape[0] % t.type.blockSize == 0, let bytes = t.type.byteCount(elements: elements) else {
+                throw r.error("tensor '\(t.name)' row length \(t.shape[0]) is not a multiple of the \(t.type.name) block size \(t.type.blockSize)")
+            }
+            guard t.offset % alignment == 0 else { throw r.error("tensor '\(t.name)' offset \(t.offset) is not aligned to \(alignment)") }
+            let start = dataStart + t.offset
+            guard start <= r.size, bytes <= r.size - start else {
+                throw r.error("tensor '\(t.name)' (\(bytes) bytes at \(start)) extends past the end of the file (\(r.size) bytes): truncated?")
+            }
+            tensors.append(GGUFTensorInfo(name: t.name, shape: t.shape, type: t.type, fileOffset: start, byteCount: bytes))
+        }
+        return Parsed(version: version, keys: keys, metadata: metadata, tensors: tensors, alignment: alignment)
+    }
+}
+
+/// Bounds-checked little-endian reads from the mapping.
+private struct ByteReader {
+    let base: UnsafeRawPointer
+    let size: Int
+    let path: String
+    var offset = 0
+
+    init(base: UnsafeRawPointer, size: Int, path: String) {
+        self.base = base
+        self.size = size
+        self.path = path
+    }
+
+    func error(_ reason: String) -> HARPError { .invalidGGUF(path: path, reason: reason) }
+
+    mutating func read<T: FixedWidthInteger>(_: T.Type) throws -> T {
+        let n = MemoryLayout<T>.size
+        guard size - offset >= n else { throw error("unexpected end of file at byte \(offset): truncated?") }
+        let v = base.loadUnaligned(fromByteOffset: offset, as: T.self)
+        offset += n
+        return T(littleEndian: v)
+    }
+
+    /// A u64 count that must be plausible for the file size (guards huge allocations).
+    mutating func readCount(_ what: String, limit: Int) throws -> Int {
+        let n = try read(UInt64.self)
+        guard n <= UInt64(limit) else { throw error("\(what) \(n) is impossible for a \(size)-byte file") }
+        return Int(n)
+    }
+
+    mutating func readString(what: String) throws -> String {
+        let n = try read(UInt64.self)
+        guard n <= UInt64(size - offset) else { throw error("\(what): string length \(n) runs past the end of the file") }
+        let bytes = UnsafeRawBufferPointer(start: base + offset, count: Int(n))
+        offset += Int(n)
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    mutating func readValue(code: UInt32, key: String, depth: Int) throws -> GGUFValue {
+        guard let type = GGUFValue.TypeCode(rawValue: code) else {
+            throw error("metadata key '\(key)' has unknown value type \(code)")
+        }
+        switch type {
+        case .uint8: return .uint8(try read(UInt8.self))
+        case .int8: return .int8(try read(Int8.self))
+        case .uint16: return .uint16(try read(UInt16.self))
+        case .int16: return .int16(try read(Int16.self))
+        case .uint32: return .uint32(try read(UInt32.self))
+        case .int32: return .int32(try read(Int32.self))
+        case .uint64: return .uint64(try read(UInt64.self))
+        case .int64: return .int64(try read(Int64.self))
+        case .float32: return .float32(Float(bitPattern: try read(UInt32.self)))
+        case .float64: return .float64(Double(bitPattern: try read(UInt64.self)))
+        case .bool:
+            let b = try read(UInt8.self)
+            guard b <= 1 else { throw error("metadata key '\(key)' has bool value \(b)") }
+            return .bool(b == 1)
+        case .string: return .string(try readString(what: "metadata key '\(key)'"))
+        case .array:
+            guard depth < 4 else { throw error("metadata key '\(key)' nests arrays too deeply") }
+            let elementCode = try read(UInt32.self)
+            let count = try readCount("metadata key '\(key)' array length", limit: size - offset)
+            var items: [GGUFValue] = []
+            items.reserveCapacity(count)
+            for _ in 0..<count { items.append(try readValue(code: elementCode, key: key, depth: depth + 1)) }
+            return .array(items)
+        }
+    }
+}
