@@ -1,0 +1,35 @@
+/// Parameter and byte counts of a model, for tables, reports and budget accounting.
+public struct ModelSummary: Sendable, Equatable {
+    /// All parameters, the embedding and (untied) LM head included.
+    public var parameters: Int
+    /// Bytes of all weights as stored.
+    public var weightBytes: Int
+    /// Parameters of the attention blocks (Q, K, V, O and their biases).
+    public var attentionParameters: Int
+    /// Parameters of the MLP blocks.
+    public var mlpParameters: Int
+
+    public init(_ model: Model) {
+        let w = model.weights
+        var params = w.tokenEmbedding.parameterCount + w.outputNorm.count
+        var bytes = w.tokenEmbedding.byteCount + 4 * w.outputNorm.count
+        if !model.config.tiedOutput {
+            params += w.output.parameterCount
+            bytes += w.output.byteCount
+        }
+        var attention = 0, mlp = 0
+        for layer in w.layers {
+            let attn = [layer.query, layer.key, layer.value, layer.output].compactMap { $0 }
+            let ffn = [layer.gate, layer.up, layer.down].compactMap { $0 }
+            attention += attn.reduce(0) { $0 + $1.parameterCount }
+                + [layer.queryBias, layer.keyBias, layer.valueBias].reduce(0) { $0 + ($1?.count ?? 0) }
+            mlp += ffn.reduce(0) { $0 + $1.parameterCount } + (layer.downBias?.count ?? 0)
+            params += layer.matrices.reduce(0) { $0 + $1.parameterCount } + layer.vectorParameterCount
+            bytes += layer.matrices.reduce(0) { $0 + $1.byteCount } + 4 * layer.vectorParameterCount
+        }
+        parameters = params
+        weightBytes = bytes
+        attentionParameters = attention
+        mlpParameters = mlp
+    }
+}

@@ -1,0 +1,143 @@
+import Foundation
+import HARP
+
+enum TokenizeCommand {
+    static let spec = CommandSpec(
+        name: "tokenize", summary: "print the token ids of a text",
+        usage: "tokenize [-m MODEL] [--special] TEXT",
+        options: [CommonOptions.model,
+                  OptionSpec(names: ["--special"], value: nil, help: "parse special tokens such as <|im_start|>"),
+                  OptionSpec(names: ["--bos"], value: nil, help: "prepend BOS when the model asks for it")])
+
+    static func run(_ args: ParsedArguments) throws {
+        let text = try args.onePositional("TEXT")
+        let path = args.string("--model") ?? CommonOptions.defaultModelPath
+        let tokenizer = try TokenizerLoader.load(from: GGUFFile(path: path))
+        var ids = tokenizer.encode(text, parseSpecial: args.flag("--special"))
+        if args.flag("--bos"), tokenizer.addBOS, let bos = tokenizer.bosID { ids.insert(bos, at: 0) }
+        print(ids.map(String.init).joined(separator: " "))
+    }
+}
+
+/// Sampling options shared by generate and chat.
+enum SamplingOptions {
+    static let all = [
+        OptionSpec(names: ["--temp"], value: "T", help: "temperature; 0 = greedy (default 0.8)"),
+        OptionSpec(names: ["--top-k"], value: "K", help: "keep the K most likely tokens, 0 = all (default 40)"),
+        OptionSpec(names: ["--top-p"], value: "P", help: "nucleus sampling threshold (default 0.95)"),
+        OptionSpec(names: ["--min-p"], value: "P", help: "drop tokens below P × the top probability (default 0.05)"),
+        OptionSpec(names: ["--repeat-penalty"], value: "X", help: "penalty for recently seen tokens, 1 = off (default 1)"),
+        OptionSpec(names: ["--frequency-penalty"], value: "X", help: "subtract X × count of recent occurrences (default 0)"),
+        OptionSpec(names: ["--presence-penalty"], value: "X", help: "subtract X once for recently seen tokens (default 0)"),
+        OptionSpec(names: ["--repeat-last-n"], value: "N", help: "how many recent tokens the penalties consider (default 64)"),
+        OptionSpec(names: ["--seed"], value: "S", help: "random seed (default: from the clock)"),
+    ]
+
+    static func parameters(_ args: ParsedArguments) throws -> SamplingParameters {
+        var p = SamplingParameters()
+        p.temperature = try args.float("--temp", default: p.temperature, range: 0...100)
+        p.topK = try args.int("--top-k", default: p.topK, range: 0...1_000_000)
+        p.topP = try args.float("--top-p", default: p.topP, range: 0.000_001...1)
+        p.minP = try args.float("--min-p", default: p.minP, range: 0...0.999)
+        p.repetitionPenalty = try args.float("--repeat-penalty", default: p.repetitionPenalty, range: 0.01...100)
+        p.frequencyPenalty = try args.float("--frequency-penalty", default: 0, range: -100...100)
+        p.presencePenalty = try args.float("--presence-penalty", default: 0, range: -100...100)
+        p.penaltyWindow = try args.int("--repeat-last-n", default: p.penaltyWindow, range: 0...1_000_000)
+        if let seed = args.string("--seed") {
+            guard let s = UInt64(seed) else { throw HARPError.invalidArgument("option --seed: expected a non-negative integer, got '\(seed)'") }
+            p.seed = s
+        } else {
+            p.seed = UInt64(Date().timeIntervalSince1970 * 1000)
+        }
+        try p.validate()
+        return p
+    }
+}
+
+enum GenerateCommand {
+    static let spec = CommandSpec(
+        name: "generate", summary: "continue a prompt",
+        usage: "generate [-m MODEL] -p TEXT [-n N] [--temp T] [--seed S] [--ids]",
+        options: CommonOptions.all + [
+            OptionSpec(names: ["-p", "--prompt"], value: "TEXT", help: "the prompt (special tokens are parsed)"),
+            OptionSpec(names: ["-n", "--n-predict"], value: "N", help: "tokens to generate (default 64)"),
+            OptionSpec(names: ["-c", "--ctx-size"], value: "N", help: "context length (default: min(model, 4096))"),
+            OptionSpec(names: ["--kv-type"], value: "TYPE", help: "KV cache element type: f16 (default) or f32"),
+            OptionSpec(names: ["--ids"], value: nil, help: "also print the generated token ids on a last line"),
+        ] + SamplingOptions.all)
+
+    static func run(_ args: ParsedArguments) throws {
+        try args.noPositionals()
+        guard let prompt = args.string("--prompt") else { throw HARPError.invalidArgument("missing -p TEXT (the prompt)") }
+        let maxTokens = try args.int("--n-predict", default: 64, range: 0...1_000_000)
+        let sampling = try SamplingOptions.parameters(args)
+        let kvType: KVCacheType = try args.choice("--kv-type", default: .f16)
+        let loaded = try LoadedModel(args)
+        let context = try args.int("--ctx-size", default: min(loaded.model.config.contextLength, 4096), range: 1...1_048_576)
+
+        var promptIDs = loaded.tokenizer.encode(prompt, parseSpecial: true)
+        if loaded.tokenizer.addBOS, let bos = loaded.tokenizer.bosID { promptIDs.insert(bos, at: 0) }
+        guard !promptIDs.isEmpty else { throw HARPError.invalidArgument("the prompt is empty") }
+        guard promptIDs.count < context else {
+            throw HARPError.invalidRequest("the prompt has \(promptIDs.count) tokens, which does not fit the context of \(context) (raise -c)")
+        }
+        let session = try Session(transformer: loaded.transformer, contextLength: context, kvType: kvType)
+        var sampler = Sampler(sampling)
+        sampler.observe(promptIDs)
+
+        let start = Date()
+        var logits = try session.feed(promptIDs)
+        let prefillTime = Date().timeIntervalSince(start)
+        var generated: [Int32] = []
+        var text = TokenTextStream(tokenizer: loaded.tokenizer)
+        let decodeStart = Date()
+        let budget = min(maxTokens, session.remainingContext)
+        while generated.count < budget {
+            let token = sampler.sample(logits)
+            generated.append(token)
+            if loaded.tokenizer.endOfGenerationIDs.contains(token) { break }
+            Output.write(text.append(token))
+            if generated.count < budget { logits = try session.feed([token]) }
+        }
+        Output.write(text.finish() + "\n")
+        if args.flag("--ids") { Output.write(generated.map(String.init).joined(separator: " ") + "\n") }
+        let decodeTime = Date().timeIntervalSince(decodeStart)
+        Output.status(String(format: "prompt: %d tokens in %.2f s (%.1f t/s); generated: %d tokens in %.2f s (%.1f t/s)\n",
+                             promptIDs.count, prefillTime, Double(promptIDs.count) / max(prefillTime, 1e-9),
+                             generated.count, decodeTime, Double(generated.count) / max(decodeTime, 1e-9)))
+        if maxTokens > budget { Output.status("note: generation stopped at the end of the context (\(context) tokens)\n") }
+    }
+}
+
+enum PerplexityCommand {
+    static let spec = CommandSpec(
+        name: "perplexity", summary: "perplexity of a text file (llama.cpp's protocol)",
+        usage: "perplexity [-m MODEL] -f FILE [-c 512] [--chunks K]",
+        options: CommonOptions.all + [
+            OptionSpec(names: ["-f", "--file"], value: "FILE", help: "text file (e.g. data/wikitext-2-raw/wiki.test.raw)"),
+            OptionSpec(names: ["-c", "--ctx-size"], value: "N", help: "window length (default 512)"),
+            OptionSpec(names: ["--chunks"], value: "K", help: "evaluate at most K windows (default: all)"),
+        ])
+
+    static func run(_ args: ParsedArguments) throws {
+        try args.noPositionals()
+        guard let path = args.string("--file") else { throw HARPError.invalidArgument("missing -f FILE") }
+        let context = try args.int("--ctx-size", default: 512, range: 16...1_048_576)
+        let chunks = try args.optionalInt("--chunks", range: 1...1_000_000)
+        guard let data = FileManager.default.contents(atPath: path) else { throw HARPError.io(path: path, reason: "cannot read file") }
+        var text = String(decoding: data, as: UTF8.self)
+        if text.hasSuffix("\n") { text.removeLast() }  // as llama.cpp's reference run did
+        let loaded = try LoadedModel(args)
+        guard context <= loaded.model.config.contextLength else {
+            throw HARPError.invalidArgument("option -c: \(context) exceeds the model's context length \(loaded.model.config.contextLength)")
+        }
+        let started = Date()
+        let tokens = loaded.tokenizer.encode(text, parseSpecial: false)
+        Output.status("perplexity: \(tokens.count) tokens, \(tokens.count / context) windows of \(context)\n")
+        let result = try Perplexity.evaluate(loaded.transformer, tokens: tokens, context: context, maxChunks: chunks) { done, total, ppl in
+            Output.status(String(format: "[%d/%d] %.4f\n", done, total, ppl))
+        }
+        Output.status(String(format: "%d chunks, %d scored tokens, %.1f s\n", result.chunks, result.scoredTokens, Date().timeIntervalSince(started)))
+        print(String(format: "PPL = %.4f +/- %.5f", result.perplexity, result.uncertainty))
+    }
+}

@@ -1,0 +1,110 @@
+import Foundation
+@testable import HARP
+
+/// Tiny decoder models with seeded random weights, written as real GGUF files with the
+/// project's own writer, for the structural identity tests.
+struct TinyModelSpec {
+    var architecture = "llama"
+    var layers = 3
+    var d = 64
+    var heads = 4
+    var kvHeads = 2
+    var headDim = 16
+    var ffn = 96
+    var vocab = 128
+    var context = 64
+    var seed: UInt64 = 1
+    var type: GGMLType = .f32
+    /// Write per-layer values as arrays instead of scalars.
+    var perLayerArrays = false
+}
+
+/// Deterministic pseudo-random numbers for test weights.
+struct TestRandom {
+    private var state: UInt64
+    init(seed: UInt64) { state = seed &+ 0x1234_5678 }
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// Uniform in [-scale, scale).
+    mutating func float(_ scale: Float = 1) -> Float {
+        (Float(next() >> 40) / Float(1 << 24) * 2 - 1) * scale
+    }
+
+    mutating func floats(_ n: Int, scale: Float) -> [Float] { (0..<n).map { _ in float(scale) } }
+}
+
+enum TinyModel {
+    /// A temporary directory removed when the process ends is not guaranteed; tests clean up with `defer`.
+    static func temporaryPath(_ name: String) -> String {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("harp-tests-\(ProcessInfo.processInfo.processIdentifier)")
+        try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        return dir.appendingPathComponent("\(name)-\(UInt32.random(in: 0...UInt32.max)).gguf").path
+    }
+
+    /// A writer holding a dense Llama-style model; callers may edit it before writing.
+    static func writer(_ s: TinyModelSpec) throws -> GGUFWriter {
+        var rng = TestRandom(seed: s.seed)
+        var w = GGUFWriter()
+        let a = s.architecture
+        w.set("general.architecture", .string(a))
+        w.set("general.name", .string("tiny-\(s.seed)"))
+        w.set("\(a).block_count", .uint32(UInt32(s.layers)))
+        w.set("\(a).context_length", .uint32(UInt32(s.context)))
+        w.set("\(a).embedding_length", .uint32(UInt32(s.d)))
+        func perLayer(_ v: Int) -> GGUFValue {
+            s.perLayerArrays ? .array(Array(repeating: .int32(Int32(v)), count: s.layers)) : .uint32(UInt32(v))
+        }
+        w.set("\(a).feed_forward_length", perLayer(s.ffn))
+        w.set("\(a).attention.head_count", perLayer(s.heads))
+        w.set("\(a).attention.head_count_kv", perLayer(s.kvHeads))
+        w.set("\(a).attention.key_length", .uint32(UInt32(s.headDim)))
+        w.set("\(a).attention.value_length", .uint32(UInt32(s.headDim)))
+        w.set("\(a).rope.freq_base", .float32(10000))
+        w.set("\(a).attention.layer_norm_rms_epsilon", .float32(1e-5))
+        w.set("\(a).vocab_size", .uint32(UInt32(s.vocab)))
+        let scale: Float = 0.5 / Float(s.d).squareRoot() * 2
+        func matrix(_ name: String, rows: Int, cols: Int) throws {
+            try w.addTensor(name: name, shape: [cols, rows], type: s.type, floats: rng.floats(rows * cols, scale: scale * 1.7))
+        }
+        func norm(_ name: String) throws {
+            try w.addTensor(name: name, shape: [s.d], type: .f32, floats: (0..<s.d).map { _ in 1 + rng.float(0.2) })
+        }
+        try w.addTensor(name: "token_embd.weight", shape: [s.d, s.vocab], type: s.type, floats: rng.floats(s.vocab * s.d, scale: 1))
+        for l in 0..<s.layers {
+            let p = "blk.\(l)."
+            try norm(p + "attn_norm.weight")
+            try matrix(p + "attn_q.weight", rows: s.heads * s.headDim, cols: s.d)
+            try matrix(p + "attn_k.weight", rows: s.kvHeads * s.headDim, cols: s.d)
+            try matrix(p + "attn_v.weight", rows: s.kvHeads * s.headDim, cols: s.d)
+            try matrix(p + "attn_output.weight", rows: s.d, cols: s.heads * s.headDim)
+            try norm(p + "ffn_norm.weight")
+            try matrix(p + "ffn_gate.weight", rows: s.ffn, cols: s.d)
+            try matrix(p + "ffn_up.weight", rows: s.ffn, cols: s.d)
+            try matrix(p + "ffn_down.weight", rows: s.d, cols: s.ffn)
+        }
+        try norm("output_norm.weight")
+        return w
+    }
+
+    /// Writes the model to a temporary file and loads it.
+    static func load(_ writer: GGUFWriter, weights: WeightFormat = .native) throws -> (Model, String) {
+        let path = temporaryPath("tiny")
+        try writer.write(to: path)
+        return (try Model(path: path, weights: weights), path)
+    }
+}
+
+extension Array where Element == Float {
+    /// Largest absolute elementwise difference.
+    func maxAbsDifference(_ other: [Float]) -> Float {
+        precondition(count == other.count, "compared arrays differ in length")
+        return zip(self, other).reduce(0) { Swift.max($0, abs($1.0 - $1.1)) }
+    }
+}

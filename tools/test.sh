@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Sets up a fresh machine (native packages, default model) and runs the whole test suite.
+# Release mode: the C kernels are built -O0 in debug builds, too slow for the real-model tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash tools/setup.sh
+swift build -c release -Xswiftc -enable-testing --build-tests
+swift test -c release -Xswiftc -enable-testing --skip-build "$@"
