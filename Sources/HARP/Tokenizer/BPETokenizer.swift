@@ -1,0 +1,143 @@
+/// A byte-level BPE tokenizer (GGUF `tokenizer.ggml.model` = "gpt2": GPT-2, SmolLM, Qwen2, Llama 3,
+/// ...) that reproduces llama.cpp's `llm_tokenizer_bpe`: special-token partition, regex
+/// pre-tokenization, then rank-ordered merges over the bytes of each word.
+public struct BPETokenizer: Tokenizer {
+    public let vocabularySize: Int
+    public let addBOS: Bool
+    public let preTokenizer: PreTokenizer
+    /// Declared special tokens, completed by llama.cpp's text-based detection.
+    public let specialTokenIDs: SpecialTokenIDs
+    public let endOfGenerationIDs: Set<Int32>
+
+    public var bosID: Int32? { specialTokenIDs.bos }
+    public var eosID: Int32? { specialTokenIDs.eos }
+
+    private let texts: [String]
+    private let types: [TokenType]
+    private let pieces: [[UInt8]]
+    private let idForText: [String: Int32]
+    private let mergeTable: BPEMergeTable
+    private let specialTokens: SpecialTokenMatcher
+
+    /// - Parameters:
+    ///   - tokens: vocabulary entries in GPT-2 byte-to-character form.
+    ///   - tokenTypes: `TokenType` codes, one per token; empty means all normal.
+    ///   - merges: "left right" merge rules, highest priority first.
+    ///   - addBOS: `tokenizer.ggml.add_bos_token`; `nil` takes the pre-tokenizer's default.
+    ///   - specialTokenIDs: declared special tokens; ids outside the vocabulary are ignored.
+    public init(
+        tokens: [String], tokenTypes: [Int32], merges: [String], preTokenizer: PreTokenizer,
+        addBOS: Bool? = nil, specialTokenIDs: SpecialTokenIDs = SpecialTokenIDs()
+    ) throws {
+        guard !tokens.isEmpty, tokens.count <= Int(Int32.max) else {
+            throw HARPError.tokenizer("vocabulary has \(tokens.count) tokens")
+        }
+        guard tokenTypes.isEmpty || tokenTypes.count == tokens.count else {
+            throw HARPError.tokenizer("\(tokens.count) tokens but \(tokenTypes.count) token types")
+        }
+        var idForText: [String: Int32] = [:]
+        idForText.reserveCapacity(tokens.count)
+        for (id, text) in tokens.enumerated() { idForText[text] = Int32(id) }  // last duplicate wins, as in llama.cpp
+
+        let declaredTypes = tokenTypes.isEmpty
+            ? Array(repeating: TokenType.normal, count: tokens.count)
+            : tokenTypes.map { TokenType(rawValue: $0) ?? .undefined }
+        let resolution = EndOfGenerationRules.resolve(
+            declared: Self.validated(specialTokenIDs, vocabularySize: tokens.count),
+            idForText: idForText, types: declaredTypes)
+
+        self.vocabularySize = tokens.count
+        self.addBOS = addBOS ?? preTokenizer.addsBOSByDefault
+        self.preTokenizer = preTokenizer
+        self.specialTokenIDs = resolution.ids
+        self.endOfGenerationIDs = resolution.endOfGeneration
+        self.texts = tokens
+        self.types = resolution.types
+        self.pieces = zip(tokens, resolution.types).map(Self.piece)
+        self.idForText = idForText
+        self.mergeTable = BPEMergeTable(idForText: idForText, vocabularySize: tokens.count, merges: merges)
+        self.specialTokens = SpecialTokenMatcher(texts: tokens, types: resolution.types)
+    }
+
+    public func encode(_ text: String, parseSpecial: Bool) -> [Int32] {
+        let utf8 = Array(text.utf8)
+        var output: [Int32] = []
+        output.reserveCapacity(utf8.count / 3)
+        var merger = BPEWordMerger()
+        for fragment in specialTokens.partition(utf8, parseSpecial: parseSpecial) {
+            switch fragment {
+            case .token(let id): output.append(id)
+            case .text(let range): encodeOrdinaryText(utf8[range], merger: &merger, into: &output)
+            }
+        }
+        return output
+    }
+
+    public func tokenPiece(_ id: Int32) -> [UInt8] {
+        pieces.indices.contains(Int(id)) ? pieces[Int(id)] : []
+    }
+
+    public func tokenType(_ id: Int32) -> TokenType {
+        types.indices.contains(Int(id)) ? types[Int(id)] : .undefined
+    }
+
+    public func tokenID(forText text: String) -> Int32? { idForText[text] }
+
+    /// The stored (byte-to-character encoded) text of a token.
+    public func tokenText(_ id: Int32) -> String? {
+        texts.indices.contains(Int(id)) ? texts[Int(id)] : nil
+    }
+
+    // MARK: - Encoding
+
+    private func encodeOrdinaryText(_ bytes: ArraySlice<UInt8>, merger: inout BPEWordMerger, into output: inout [Int32]) {
+        // Fragments start and end on character boundaries (special-token texts are valid UTF-8).
+        let scalarText = ScalarText(String(decoding: bytes, as: UTF8.self))
+        var symbols: [Int32] = []
+        for word in preTokenizer.split(scalarText) {
+            let byteRange = scalarText.byteRange(of: word)
+            let wordBytes = bytes[(bytes.startIndex + byteRange.lowerBound)..<(bytes.startIndex + byteRange.upperBound)]
+            if preTokenizer.ignoresMerges, let id = idForText[ByteLevelEncoding.encode(wordBytes)] {
+                output.append(id)
+                continue
+            }
+            symbols.removeAll(keepingCapacity: true)
+            merger.merge(wordBytes, table: mergeTable, into: &symbols)
+            for symbol in symbols { appendSymbol(symbol, to: &output) }
+        }
+    }
+
+    /// Emits a merged symbol. One that is not a vocabulary entry falls back, as in llama.cpp, to
+    /// the single-byte entries of its text's bytes (only ASCII ones can exist).
+    private func appendSymbol(_ symbol: Int32, to output: inout [Int32]) {
+        guard Int(symbol) >= vocabularySize else {
+            output.append(symbol)
+            return
+        }
+        for byte in mergeTable.extraSymbolTexts[Int(symbol) - vocabularySize].utf8 where byte < 0x80 {
+            if let id = idForText[String(UnicodeScalar(byte))] { output.append(id) }
+        }
+    }
+
+    // MARK: - Setup helpers
+
+    /// What llama.cpp's `token_to_piece` renders with special = true.
+    private static func piece(_ text: String, _ type: TokenType) -> [UInt8] {
+        switch type {
+        case .normal: return ByteLevelEncoding.decode(text)
+        case .control, .unknown, .userDefined: return Array(text.utf8)
+        case .undefined, .unused, .byte: return []
+        }
+    }
+
+    private static func validated(_ ids: SpecialTokenIDs, vocabularySize: Int) -> SpecialTokenIDs {
+        var result = ids
+        let roles: [WritableKeyPath<SpecialTokenIDs, Int32?>] = [
+            \.bos, \.eos, \.eot, \.eom, \.fimPrefix, \.fimSuffix, \.fimMiddle, \.fimPad, \.fimRepository, \.fimSeparator,
+        ]
+        for role in roles {
+            if let id = result[keyPath: role], !(0..<vocabularySize).contains(Int(id)) { result[keyPath: role] = nil }
+        }
+        return result
+    }
+}
