@@ -1,0 +1,111 @@
+// Private declarations shared by the CKernels sources: ggml block layouts, the activation
+// formats used by the integer dot products, CPU dispatch and the pool's internal API.
+#ifndef HARP_CKERNELS_INTERNAL_H
+#define HARP_CKERNELS_INTERNAL_H
+
+#include "ckernels.h"
+
+#include <stdint.h>
+#include <string.h>
+
+// Function-level ISA selection: the package builds without -mavx2, so every SIMD function
+// carries this attribute and is only called when hk_simd_level() says the CPU has it.
+#define HK_AVX2 __attribute__((target("avx2,fma,f16c")))
+#define HK_INLINE static inline __attribute__((always_inline))
+
+#if defined(__x86_64__) || defined(__i386__)
+#define HK_X86 1
+#include <immintrin.h>
+#else
+#define HK_X86 0
+#endif
+
+// ---- ggml block layouts (ggml-common.h) ----------------------------------------------------------
+
+#define QK 32     // legacy block size
+#define QK_K 256  // k-quant super-block size
+#define K_SCALE_SIZE 12
+
+typedef struct { uint16_t d; uint8_t qs[QK / 2]; } block_q4_0;
+typedef struct { uint16_t d, m; uint8_t qs[QK / 2]; } block_q4_1;
+typedef struct { uint16_t d; uint8_t qh[4]; uint8_t qs[QK / 2]; } block_q5_0;
+typedef struct { uint16_t d, m; uint8_t qh[4]; uint8_t qs[QK / 2]; } block_q5_1;
+typedef struct { uint16_t d; int8_t qs[QK]; } block_q8_0;
+typedef struct { uint16_t d, s; int8_t qs[QK]; } block_q8_1;
+typedef struct { uint16_t d, dmin; uint8_t scales[K_SCALE_SIZE]; uint8_t qs[QK_K / 2]; } block_q4_K;
+typedef struct {
+    uint16_t d, dmin;
+    uint8_t scales[K_SCALE_SIZE];
+    uint8_t qh[QK_K / 8];
+    uint8_t qs[QK_K / 2];
+} block_q5_K;
+typedef struct { uint8_t ql[QK_K / 2]; uint8_t qh[QK_K / 4]; int8_t scales[QK_K / 16]; uint16_t d; } block_q6_K;
+typedef struct { float d; int8_t qs[QK_K]; int16_t bsums[QK_K / 16]; } block_q8_K;
+
+_Static_assert(sizeof(block_q4_0) == 18, "q4_0 layout");
+_Static_assert(sizeof(block_q4_1) == 20, "q4_1 layout");
+_Static_assert(sizeof(block_q5_0) == 22, "q5_0 layout");
+_Static_assert(sizeof(block_q5_1) == 24, "q5_1 layout");
+_Static_assert(sizeof(block_q8_0) == 34, "q8_0 layout");
+_Static_assert(sizeof(block_q8_1) == 36, "q8_1 layout");
+_Static_assert(sizeof(block_q4_K) == 144, "q4_K layout");
+_Static_assert(sizeof(block_q5_K) == 176, "q5_K layout");
+_Static_assert(sizeof(block_q6_K) == 210, "q6_K layout");
+_Static_assert(sizeof(block_q8_K) == 292, "q8_K layout");
+
+// ---- Activation formats (internal; never stored) -------------------------------------------------
+
+// 32 int8 values with a float scale and the scaled block sum s = d·Σq (needed by Q4_1/Q5_1,
+// whose offset m multiplies the plain sum of the activations). Floats instead of ggml's f16
+// keep a little more precision at no cost.
+typedef struct { float d, s; int8_t qs[QK]; } xq8;
+// 256 int8 values with 16-element partial sums, for the k-quants (ggml's block_q8_K).
+typedef block_q8_K xq8k;
+
+void hk_quantize_xq8(int level, const float *x, xq8 *y, int64_t n);
+void hk_quantize_xq8k(int level, const float *x, xq8k *y, int64_t n);
+
+// k-quant 6-bit scale/min unpacking (ggml's get_scale_min_k4).
+HK_INLINE void get_scale_min_k4(int j, const uint8_t *q, uint8_t *d, uint8_t *m) {
+    if (j < 4) {
+        *d = q[j] & 63;
+        *m = q[j + 4] & 63;
+    } else {
+        *d = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
+        *m = (q[j + 4] >> 4) | ((q[j - 0] >> 6) << 4);
+    }
+}
+
+HK_INLINE uint32_t load_u32(const void *p) {
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+// ---- Dispatch --------------------------------------------------------------------------------------
+
+enum { HK_LEVEL_SCALAR = 0, HK_LEVEL_AVX2 = 1 };
+
+// Dequantizes with the given SIMD level (0 = scalar); the two fixed-level variants fill hk_ops.
+void hk_dequantize_row_level(int level, int type, const void *src, float *dst, int64_t n);
+void hk_dequantize_row_scalar(int type, const void *src, float *dst, int64_t n);
+void hk_dequantize_row_avx2(int type, const void *src, float *dst, int64_t n);
+
+// Vectorised exp for the AVX2 kernels (max rel. error ~2e-7 on the normal range).
+#if HK_X86
+HK_AVX2 __m256 hk_exp8(__m256 x);
+HK_AVX2 float hk_hsum8(__m256 v);
+#endif
+
+// ---- Pool internals --------------------------------------------------------------------------------
+
+// Runs fn(ctx, tid, nth) once on each of the pool's nth threads (tid 0 is the caller).
+typedef void (*hk_job_fn)(void *ctx, int tid, int nth);
+void hk_pool_run(hk_pool *pool, hk_job_fn fn, void *ctx);
+// Thread tid's private scratch, at least `bytes`, 64-byte aligned; valid until its next call.
+void *hk_pool_scratch(hk_pool *pool, int tid, size_t bytes);
+// Scratch shared by all threads of one operation; call from the caller thread before running.
+void *hk_pool_shared(hk_pool *pool, size_t bytes);
+int hk_pool_level(const hk_pool *pool);
+
+#endif

@@ -1,0 +1,416 @@
+// hk_matmul: Y = X · Wᵀ.
+//
+// Small T (decode, batched decode): the activations are quantized once to int8 blocks and every
+// weight row is dotted with all T activation rows while it sits in L1, so each weight byte comes
+// from memory once per call. Threads split the weight rows (dynamic chunks).
+// Large T (prefill): each thread dequantizes a tile of weight rows to float and multiplies it with
+// single-threaded OpenBLAS sgemm; compute-bound, so the tile's dequantization is amortised over T.
+#include "internal.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdatomic.h>
+
+// T at and above which the sgemm path wins (measured on the 2-core AVX2 box; see Benchmarks/kernels).
+#define GEMM_MIN_T 32
+// Weight rows per sgemm tile: big enough to amortise OpenBLAS's packing of X, small enough that
+// the float tile stays in L2.
+#define GEMM_TILE_ROWS 128
+
+typedef struct mm_ctx mm_ctx;
+typedef void (*rows_fn)(const mm_ctx *c, int64_t r0, int64_t r1);
+
+struct mm_ctx {
+    int wtype, level;
+    const uint8_t *W;
+    size_t row_bytes;
+    int64_t rows, cols, nb;  // nb: blocks per row
+    const float *X;
+    int64_t xs, T;
+    float *Y;
+    int64_t ys;
+    const uint8_t *xq;  // quantized activations: T rows of xq_row_bytes
+    size_t xq_row_bytes;
+    rows_fn fn;
+    hk_pool *pool;
+    int64_t chunk;
+    _Alignas(64) _Atomic int64_t next;
+};
+
+// ---- Scalar dot products (weight row · one quantized activation row) -----------------------------
+
+static float dot_legacy_scalar(int type, const uint8_t *w, const xq8 *x, int64_t nb) {
+    float sum = 0.0f;
+    for (int64_t b = 0; b < nb; b++) {
+        int q[QK];
+        float d, m = 0.0f;
+        switch (type) {
+        case HK_Q4_0: {
+            const block_q4_0 *blk = (const block_q4_0 *)w + b;
+            for (int j = 0; j < 16; j++) { q[j] = (blk->qs[j] & 0xF) - 8; q[j + 16] = (blk->qs[j] >> 4) - 8; }
+            d = hk_f16_to_f32(blk->d);
+            break;
+        }
+        case HK_Q4_1: {
+            const block_q4_1 *blk = (const block_q4_1 *)w + b;
+            for (int j = 0; j < 16; j++) { q[j] = blk->qs[j] & 0xF; q[j + 16] = blk->qs[j] >> 4; }
+            d = hk_f16_to_f32(blk->d);
+            m = hk_f16_to_f32(blk->m);
+            break;
+        }
+        case HK_Q5_0: {
+            const block_q5_0 *blk = (const block_q5_0 *)w + b;
+            const uint32_t qh = load_u32(blk->qh);
+            for (int j = 0; j < 16; j++) {
+                q[j] = ((blk->qs[j] & 0xF) | (((qh >> j) << 4) & 0x10)) - 16;
+                q[j + 16] = ((blk->qs[j] >> 4) | ((qh >> (j + 12)) & 0x10)) - 16;
+            }
+            d = hk_f16_to_f32(blk->d);
+            break;
+        }
+        case HK_Q5_1: {
+            const block_q5_1 *blk = (const block_q5_1 *)w + b;
+            const uint32_t qh = load_u32(blk->qh);
+            for (int j = 0; j < 16; j++) {
+                q[j] = (blk->qs[j] & 0xF) | (((qh >> j) << 4) & 0x10);
+                q[j + 16] = (blk->qs[j] >> 4) | ((qh >> (j + 12)) & 0x10);
+            }
+            d = hk_f16_to_f32(blk->d);
+            m = hk_f16_to_f32(blk->m);
+            break;
+        }
+        default: {  // HK_Q8_0
+            const block_q8_0 *blk = (const block_q8_0 *)w + b;
+            for (int j = 0; j < QK; j++) q[j] = blk->qs[j];
+            d = hk_f16_to_f32(blk->d);
+            break;
+        }
+        }
+        int isum = 0;
+        for (int j = 0; j < QK; j++) isum += q[j] * x[b].qs[j];
+        sum += d * x[b].d * (float)isum + m * x[b].s;
+    }
+    return sum;
+}
+
+// k-quants: unpack each super-block to 256 small ints plus per-sub-block scales, then int dots.
+static float dot_kquant_scalar(int type, const uint8_t *w, const xq8k *x, int64_t nb) {
+    float sum = 0.0f;
+    for (int64_t b = 0; b < nb; b++) {
+        int q[QK_K];
+        const int8_t *xs = x[b].qs;
+        if (type == HK_Q6_K) {
+            const block_q6_K *blk = (const block_q6_K *)w + b;
+            const uint8_t *ql = blk->ql, *qh = blk->qh;
+            for (int n = 0; n < QK_K; n += 128, ql += 64, qh += 32) {
+                for (int l = 0; l < 32; l++) {
+                    q[n + l + 0] = (int)((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32;
+                    q[n + l + 32] = (int)((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32;
+                    q[n + l + 64] = (int)((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
+                    q[n + l + 96] = (int)((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
+                }
+            }
+            int isum = 0;
+            for (int j = 0; j < QK_K / 16; j++) {
+                int s = 0;
+                for (int l = 0; l < 16; l++) s += q[j * 16 + l] * xs[j * 16 + l];
+                isum += blk->scales[j] * s;
+            }
+            sum += hk_f16_to_f32(blk->d) * x[b].d * (float)isum;
+            continue;
+        }
+        // Q4_K / Q5_K: value = d·sc·q − dmin·m per 32-element sub-block.
+        const uint8_t *scales, *qs, *qh = NULL;
+        float d, dmin;
+        if (type == HK_Q4_K) {
+            const block_q4_K *blk = (const block_q4_K *)w + b;
+            scales = blk->scales; qs = blk->qs;
+            d = hk_f16_to_f32(blk->d); dmin = hk_f16_to_f32(blk->dmin);
+        } else {
+            const block_q5_K *blk = (const block_q5_K *)w + b;
+            scales = blk->scales; qs = blk->qs; qh = blk->qh;
+            d = hk_f16_to_f32(blk->d); dmin = hk_f16_to_f32(blk->dmin);
+        }
+        for (int j = 0; j < QK_K / 64; j++) {
+            for (int l = 0; l < 32; l++) {
+                q[j * 64 + l] = qs[j * 32 + l] & 0xF;
+                q[j * 64 + 32 + l] = qs[j * 32 + l] >> 4;
+                if (qh) {
+                    q[j * 64 + l] += (qh[l] >> (2 * j)) & 1 ? 16 : 0;
+                    q[j * 64 + 32 + l] += (qh[l] >> (2 * j + 1)) & 1 ? 16 : 0;
+                }
+            }
+        }
+        int isum = 0, msum = 0;
+        for (int j = 0; j < QK_K / 32; j++) {
+            uint8_t sc, m;
+            get_scale_min_k4(j, scales, &sc, &m);
+            int s = 0;
+            for (int l = 0; l < 32; l++) s += q[j * 32 + l] * xs[j * 32 + l];
+            isum += sc * s;
+            msum += m * (x[b].bsums[2 * j] + x[b].bsums[2 * j + 1]);
+        }
+        sum += x[b].d * (d * (float)isum - dmin * (float)msum);
+    }
+    return sum;
+}
+
+static float load_w_scalar(int type, const uint8_t *w, int64_t i) {
+    switch (type) {
+    case HK_F16: return hk_f16_to_f32(((const uint16_t *)w)[i]);
+    case HK_BF16: return hk_bf16_to_f32(((const uint16_t *)w)[i]);
+    default: return ((const float *)w)[i];
+    }
+}
+
+static void rows_scalar(const mm_ctx *c, int64_t r0, int64_t r1) {
+    const int t = c->wtype;
+    const int kq = t == HK_Q4_K || t == HK_Q5_K || t == HK_Q6_K;
+    const int fl = t == HK_F32 || t == HK_F16 || t == HK_BF16;
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *w = c->W + r * c->row_bytes;
+        for (int64_t ti = 0; ti < c->T; ti++) {
+            float v;
+            if (fl) {
+                const float *x = c->X + ti * c->xs;
+                v = 0.0f;
+                for (int64_t i = 0; i < c->cols; i++) v += load_w_scalar(t, w, i) * x[i];
+            } else if (kq) {
+                v = dot_kquant_scalar(t, w, (const xq8k *)(c->xq + ti * c->xq_row_bytes), c->nb);
+            } else {
+                v = dot_legacy_scalar(t, w, (const xq8 *)(c->xq + ti * c->xq_row_bytes), c->nb);
+            }
+            c->Y[ti * c->ys + r] = v;
+        }
+    }
+}
+
+// ---- AVX2 dot products -----------------------------------------------------------------------------
+
+#if HK_X86
+HK_AVX2 static inline __m256i nibbles32(const uint8_t *qs) {
+    const __m128i t = _mm_loadu_si128((const __m128i *)qs);
+    const __m256i both = _mm256_insertf128_si256(_mm256_castsi128_si256(t), _mm_srli_epi16(t, 4), 1);
+    return _mm256_and_si256(both, _mm256_set1_epi8(0x0F));
+}
+
+HK_AVX2 static inline __m256i bits32(uint32_t x) {
+    const __m256i shuf = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202,
+                                           0x0101010101010101, 0x0000000000000000);
+    __m256i bytes = _mm256_shuffle_epi8(_mm256_set1_epi32((int)x), shuf);
+    bytes = _mm256_or_si256(bytes, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe));
+    return _mm256_cmpeq_epi8(bytes, _mm256_set1_epi64x(-1));
+}
+
+// Sum of u8×s8 products of 32 bytes as 8 float lanes.
+HK_AVX2 static inline __m256 mul_sum_us8(__m256i u, __m256i s) {
+    const __m256i p16 = _mm256_maddubs_epi16(u, s);
+    return _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, _mm256_set1_epi16(1)));
+}
+
+HK_AVX2 static inline float f16(uint16_t h) { return _cvtsh_ss(h); }
+
+// One weight row against NT (1..4) activation rows for the 32-element formats. `type` and `NT`
+// are compile-time constants after inlining, so the switch and loops fold away.
+HK_AVX2 HK_INLINE void legacy_row(int type, const uint8_t *w, int64_t nb, const xq8 *const *x, int NT, float *out) {
+    __m256 acc[4];
+    float macc[4] = {0, 0, 0, 0};
+    for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        __m256i q;
+        float d, m = 0.0f;
+        int is_signed;
+        switch (type) {
+        case HK_Q4_0: {
+            const block_q4_0 *blk = (const block_q4_0 *)w + b;
+            q = _mm256_sub_epi8(nibbles32(blk->qs), _mm256_set1_epi8(8));
+            d = f16(blk->d); is_signed = 1;
+            break;
+        }
+        case HK_Q4_1: {
+            const block_q4_1 *blk = (const block_q4_1 *)w + b;
+            q = nibbles32(blk->qs);
+            d = f16(blk->d); m = f16(blk->m); is_signed = 0;
+            break;
+        }
+        case HK_Q5_0: {
+            const block_q5_0 *blk = (const block_q5_0 *)w + b;
+            q = _mm256_or_si256(nibbles32(blk->qs),
+                                _mm256_andnot_si256(bits32(load_u32(blk->qh)), _mm256_set1_epi8((char)0xF0)));
+            d = f16(blk->d); is_signed = 1;
+            break;
+        }
+        case HK_Q5_1: {
+            const block_q5_1 *blk = (const block_q5_1 *)w + b;
+            q = _mm256_or_si256(nibbles32(blk->qs), _mm256_and_si256(bits32(load_u32(blk->qh)), _mm256_set1_epi8(0x10)));
+            d = f16(blk->d); m = f16(blk->m); is_signed = 0;
+            break;
+        }
+        default: {  // HK_Q8_0
+            const block_q8_0 *blk = (const block_q8_0 *)w + b;
+            q = _mm256_loadu_si256((const __m256i *)blk->qs);
+            d = f16(blk->d); is_signed = 1;
+            break;
+        }
+        }
+        const __m256 vd = _mm256_set1_ps(d);
+        // maddubs needs an unsigned operand: for signed weights move the sign onto the activations.
+        const __m256i uq = is_signed ? _mm256_sign_epi8(q, q) : q;
+        for (int t = 0; t < NT; t++) {
+            __m256i xv = _mm256_loadu_si256((const __m256i *)x[t][b].qs);
+            if (is_signed) xv = _mm256_sign_epi8(xv, q);
+            const __m256 dd = _mm256_mul_ps(vd, _mm256_broadcast_ss(&x[t][b].d));
+            acc[t] = _mm256_fmadd_ps(dd, mul_sum_us8(uq, xv), acc[t]);
+            if (type == HK_Q4_1 || type == HK_Q5_1) macc[t] += m * x[t][b].s;
+        }
+    }
+    for (int t = 0; t < NT; t++) out[t] = hk_hsum8(acc[t]) + macc[t];
+}
+
+// Float weights (F32/F16/BF16): 8 weights loaded/converted once, FMA'd into NT accumulators.
+HK_AVX2 HK_INLINE __m256 load_w8(int type, const uint8_t *w, int64_t i) {
+    switch (type) {
+    case HK_F16: return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)w + i)));
+    case HK_BF16: {
+        const __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)((const uint16_t *)w + i)));
+        return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+    }
+    default: return _mm256_loadu_ps((const float *)w + i);
+    }
+}
+
+HK_AVX2 HK_INLINE void float_row(int type, const uint8_t *w, int64_t n, const float *const *x, int NT, float *out) {
+    __m256 acc[4];
+    for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 wv = load_w8(type, w, i);
+        for (int t = 0; t < NT; t++) acc[t] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x[t] + i), acc[t]);
+    }
+    for (int t = 0; t < NT; t++) {
+        out[t] = hk_hsum8(acc[t]);
+        for (int64_t j = i; j < n; j++) out[t] += load_w_scalar(type, w, j) * x[t][j];
+    }
+}
+
+// Row loop shared by the AVX2 kernels: activation rows in groups of four.
+#define DEFINE_ROWS_AVX2(name, TYPE, ROWFN, XT, XBASE, XSTRIDE, LEN)                                  \
+    HK_AVX2 static void name(const mm_ctx *c, int64_t r0, int64_t r1) {                              \
+        for (int64_t r = r0; r < r1; r++) {                                                          \
+            const uint8_t *w = c->W + r * c->row_bytes;                                              \
+            for (int64_t t0 = 0; t0 < c->T; t0 += 4) {                                               \
+                const int nt = c->T - t0 < 4 ? (int)(c->T - t0) : 4;                                 \
+                XT x[4];                                                                             \
+                float out[4];                                                                        \
+                for (int t = 0; t < nt; t++) x[t] = (XT)(XBASE + (t0 + t) * (XSTRIDE));             \
+                switch (nt) {                                                                        \
+                case 4: ROWFN(TYPE, w, LEN, x, 4, out); break;                                       \
+                case 3: ROWFN(TYPE, w, LEN, x, 3, out); break;                                       \
+                case 2: ROWFN(TYPE, w, LEN, x, 2, out); break;                                       \
+                default: ROWFN(TYPE, w, LEN, x, 1, out); break;                                      \
+                }                                                                                    \
+                for (int t = 0; t < nt; t++) c->Y[(t0 + t) * c->ys + r] = out[t];                    \
+            }                                                                                        \
+        }                                                                                            \
+    }
+
+#define LEGACY_ROWS(name, TYPE) DEFINE_ROWS_AVX2(name, TYPE, legacy_row, const xq8 *, c->xq, c->xq_row_bytes, c->nb)
+#define FLOAT_ROWS(name, TYPE) DEFINE_ROWS_AVX2(name, TYPE, float_row, const float *, c->X, c->xs, c->cols)
+
+LEGACY_ROWS(rows_q4_0_avx2, HK_Q4_0)
+LEGACY_ROWS(rows_q4_1_avx2, HK_Q4_1)
+LEGACY_ROWS(rows_q5_0_avx2, HK_Q5_0)
+LEGACY_ROWS(rows_q5_1_avx2, HK_Q5_1)
+LEGACY_ROWS(rows_q8_0_avx2, HK_Q8_0)
+FLOAT_ROWS(rows_f32_avx2, HK_F32)
+FLOAT_ROWS(rows_f16_avx2, HK_F16)
+FLOAT_ROWS(rows_bf16_avx2, HK_BF16)
+#endif
+
+static rows_fn pick_rows(int type, int level) {
+#if HK_X86
+    if (level >= HK_LEVEL_AVX2) {
+        switch (type) {
+        case HK_Q4_0: return rows_q4_0_avx2;
+        case HK_Q4_1: return rows_q4_1_avx2;
+        case HK_Q5_0: return rows_q5_0_avx2;
+        case HK_Q5_1: return rows_q5_1_avx2;
+        case HK_Q8_0: return rows_q8_0_avx2;
+        case HK_F32: return rows_f32_avx2;
+        case HK_F16: return rows_f16_avx2;
+        case HK_BF16: return rows_bf16_avx2;
+        default: break;
+        }
+    }
+#endif
+    (void)type; (void)level;
+    return rows_scalar;
+}
+
+// ---- Drivers ---------------------------------------------------------------------------------------
+
+static void rows_job(void *p, int tid, int nth) {
+    (void)tid; (void)nth;
+    mm_ctx *c = p;
+    for (;;) {
+        const int64_t r0 = atomic_fetch_add_explicit(&c->next, c->chunk, memory_order_relaxed);
+        if (r0 >= c->rows) break;
+        c->fn(c, r0, r0 + c->chunk < c->rows ? r0 + c->chunk : c->rows);
+    }
+}
+
+static void gemm_job(void *p, int tid, int nth) {
+    (void)nth;
+    mm_ctx *c = p;
+    for (;;) {
+        const int64_t r0 = atomic_fetch_add_explicit(&c->next, c->chunk, memory_order_relaxed);
+        if (r0 >= c->rows) break;
+        const int64_t nr = r0 + c->chunk < c->rows ? c->chunk : c->rows - r0;
+        const float *tile;
+        if (c->wtype == HK_F32) {
+            tile = (const float *)(c->W + r0 * c->row_bytes);
+        } else {
+            float *buf = hk_pool_scratch(c->pool, tid, (size_t)(nr * c->cols) * sizeof(float));
+            for (int64_t r = 0; r < nr; r++)
+                hk_dequantize_row_level(c->level, c->wtype, c->W + (r0 + r) * c->row_bytes, buf + r * c->cols, c->cols);
+            tile = buf;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)c->T, (int)nr, (int)c->cols, 1.0f,
+                    c->X, (int)c->xs, tile, (int)c->cols, 0.0f, c->Y + r0, (int)c->ys);
+    }
+}
+
+void hk_matmul(hk_pool *pool, int wtype, const void *W, int64_t rows, int64_t cols,
+               const float *X, int64_t x_stride, int64_t T, float *Y, int64_t y_stride) {
+    if (rows <= 0 || T <= 0 || !hk_type_supported(wtype)) return;
+    const int nth = hk_pool_threads(pool);
+    mm_ctx c = {
+        .wtype = wtype, .level = hk_pool_level(pool), .W = W,
+        .row_bytes = (size_t)(cols / hk_block_size(wtype) * hk_block_bytes(wtype)),
+        .rows = rows, .cols = cols, .nb = cols / hk_block_size(wtype),
+        .X = X, .xs = x_stride, .T = T, .Y = Y, .ys = y_stride, .pool = pool,
+    };
+    atomic_init(&c.next, 0);
+    if (T >= GEMM_MIN_T) {
+        openblas_set_num_threads(1);  // our threads split the rows; OpenBLAS must not fork again
+        c.chunk = GEMM_TILE_ROWS;
+        hk_pool_run(pool, gemm_job, &c);
+        return;
+    }
+    const int is_float = wtype == HK_F32 || wtype == HK_F16 || wtype == HK_BF16;
+    if (!is_float) {
+        const int kq = wtype == HK_Q4_K || wtype == HK_Q5_K || wtype == HK_Q6_K;
+        c.xq_row_bytes = kq ? (size_t)(cols / QK_K) * sizeof(xq8k) : (size_t)(cols / QK) * sizeof(xq8);
+        uint8_t *xq = hk_pool_shared(pool, c.xq_row_bytes * (size_t)T);
+        for (int64_t t = 0; t < T; t++) {
+            if (kq) hk_quantize_xq8k(c.level, X + t * x_stride, (xq8k *)(xq + t * c.xq_row_bytes), cols);
+            else hk_quantize_xq8(c.level, X + t * x_stride, (xq8 *)(xq + t * c.xq_row_bytes), cols);
+        }
+        c.xq = xq;
+    }
+    c.fn = pick_rows(wtype, c.level);
+    // About 4 chunks per thread, in multiples of 16 rows.
+    int64_t chunk = (rows + 4 * nth - 1) / (4 * nth);
+    c.chunk = (chunk + 15) & ~(int64_t)15;
+    hk_pool_run(pool, rows_job, &c);
+}

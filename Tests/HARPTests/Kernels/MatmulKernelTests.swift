@@ -1,0 +1,86 @@
+// hk_matmul against dequantize + float dot, for every type, small and large T, both SIMD levels.
+import CKernels
+import Testing
+
+@Suite("Kernels: matmul")
+struct KernelsMatmulTests {
+    /// Checks Y = X·Wᵀ with an error bound that covers int8 activation quantization: each activation
+    /// moves by at most half a step (block amax / 254), so |err| ≤ Σ|w|·amax/254 per block.
+    static func check(_ type: KType, rows: Int, cols: Int, T: Int, threads: Int, level: Int32, seed: UInt64) {
+        var rng = KRNG(seed)
+        let raw = randomMatrix(type, rows: rows, cols: cols, rng: &rng)
+        let rb = type.rowBytes(cols)
+        let w = (0..<rows).map { naiveDequantize(type, raw, offset: $0 * rb, count: cols) }
+        // Strided X and Y catch stride mix-ups.
+        let xs = cols + 3, ys = rows + 5
+        let x = rng.floats(T * xs, scale: 2)
+        var y = [Float](repeating: .nan, count: T * ys)
+        withPool(threads: threads, level: level) { pool in
+            hk_matmul(pool, type.rawValue, raw, Int64(rows), Int64(cols), x, Int64(xs), Int64(T), &y, Int64(ys))
+        }
+        // T ≥ 32 runs sgemm on float activations; below, non-float weights see int8 activations.
+        let qblock = type.isFloat || T >= 32 ? 0 : (type.isKQuant ? 256 : 32)
+        for t in 0..<T {
+            let xt = Array(x[(t * xs)..<(t * xs + cols)])
+            let amax = qblock == 0 ? [] : stride(from: 0, to: cols, by: qblock).map { xt[$0..<($0 + qblock)].map(abs).max()! }
+            for r in 0..<rows {
+                var ref = 0.0, mag = 0.0, bound = 0.0
+                for c in 0..<cols {
+                    ref += Double(w[r][c]) * Double(xt[c])
+                    mag += abs(Double(w[r][c]) * Double(xt[c]))
+                    if qblock > 0 { bound += abs(Double(w[r][c])) * Double(amax[c / qblock]) / 254 }
+                }
+                let tol = bound * 1.01 + mag * 2e-5 + 1e-5
+                let got = Double(y[t * ys + r])
+                #expect(abs(got - ref) <= tol, "\(type) T=\(T) level \(level) t=\(t) r=\(r): \(got) vs \(ref)")
+            }
+            for r in rows..<ys { #expect(y[t * ys + r].isNaN, "wrote outside the row") }
+        }
+    }
+
+    @Test("small T, every type and SIMD level", arguments: KType.allCases)
+    func smallT(type: KType) {
+        for level in simdLevels {
+            for T in [1, 3, 8] {
+                Self.check(type, rows: 37, cols: 512, T: T, threads: 2, level: level, seed: UInt64(T * 100) + UInt64(type.rawValue))
+            }
+        }
+    }
+
+    @Test("large T goes through sgemm", arguments: [KType.f32, .f16, .q4_0, .q4_1, .q8_0, .q6_K])
+    func largeT(type: KType) {
+        for level in simdLevels {
+            Self.check(type, rows: 150, cols: 256, T: 33, threads: 2, level: level, seed: 9 + UInt64(type.rawValue))
+        }
+    }
+
+    @Test("thread counts and awkward row counts")
+    func threads() {
+        for threads in [1, 3] {
+            Self.check(.q4_1, rows: 1, cols: 64, T: 2, threads: threads, level: hk_simd_level(), seed: 1)
+            Self.check(.q8_0, rows: 133, cols: 96, T: 5, threads: threads, level: hk_simd_level(), seed: 2)
+        }
+    }
+
+    /// Batched decode rows must equal single-row results exactly (same activations, same kernel).
+    @Test("each of T rows equals the T = 1 result")
+    func batchEqualsSingle() {
+        var rng = KRNG(42)
+        let rows = 64, cols = 256, T = 7
+        for type in [KType.q4_1, .q4_0, .q5_0, .q8_0, .q4_K, .f16] {
+            let raw = randomMatrix(type, rows: rows, cols: cols, rng: &rng)
+            let x = rng.floats(T * cols)
+            withPool(threads: 2, level: hk_simd_level()) { pool in
+                var yb = [Float](repeating: 0, count: T * rows)
+                hk_matmul(pool, type.rawValue, raw, Int64(rows), Int64(cols), x, Int64(cols), Int64(T), &yb, Int64(rows))
+                for t in 0..<T {
+                    var y1 = [Float](repeating: 0, count: rows)
+                    Array(x[(t * cols)..<((t + 1) * cols)]).withUnsafeBufferPointer { xt in
+                        hk_matmul(pool, type.rawValue, raw, Int64(rows), Int64(cols), xt.baseAddress, Int64(cols), 1, &y1, Int64(rows))
+                    }
+                    #expect(Array(yb[(t * rows)..<((t + 1) * rows)]) == y1, "\(type) t=\(t)")
+                }
+            }
+        }
+    }
+}
