@@ -32,7 +32,8 @@ struct GGUFTests {
         #expect(TensorCodec.decode(file.bytes(of: t), type: .f32, rowLength: 32, rows: 2) == floats)
         let q = try #require(file.tensor(named: "t.q8"))
         let decoded = TensorCodec.decode(file.bytes(of: q), type: .q8_0, rowLength: 64, rows: 1)
-        #expect(decoded.maxAbsDifference(floats) < 0.03)
+        // Q8_0 rounds to the nearest step of amax/127 within each block of 32.
+        #expect(decoded.maxAbsDifference(floats) <= 12.75 / 127 * 0.51)  // half a step, plus the f16 rounding of the scale
     }
 
     @Test("accessors accept every integer width")
@@ -91,11 +92,12 @@ struct GGUFTests {
 
     @Test("unknown tensor type and out-of-range offsets are named")
     func badTensorInfo() throws {
-        let (bytes, dataStart) = try writeSample()
-        // Tensor info is the last thing before the (aligned) data: ... type u32, offset u64.
+        let (bytes, _) = try writeSample()
+        // The tensor entry: name length (u64 1), "t", n_dims (u32 2), dims (u64 32, 4), then type u32 and offset u64.
+        let entry: [UInt8] = [1, 0, 0, 0, 0, 0, 0, 0, UInt8(ascii: "t"), 2, 0, 0, 0]
         var typeAt = -1
-        for i in stride(from: dataStart - 12, through: 0, by: -1) where bytes[i..<(i + 4)] == [0, 0, 0, 0] && bytes[(i + 4)..<(i + 12)] == [0, 0, 0, 0, 0, 0, 0, 0] {
-            typeAt = i
+        for i in 0..<(bytes.count - entry.count) where Array(bytes[i..<(i + entry.count)]) == entry {
+            typeAt = i + entry.count + 16
             break
         }
         try #require(typeAt > 0)
