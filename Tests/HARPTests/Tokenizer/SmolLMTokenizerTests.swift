@@ -34,7 +34,10 @@ struct SmolLMTokenizerTests {
     func wikiTextMatchesLlamaCpp() throws {
         var text = try String(contentsOfFile: TokenizerFixtures.wikiTestPath, encoding: .utf8)
         if text.hasSuffix("\n") { text.removeLast() }
-        let ids = tokenizer.encode(text, parseSpecial: false)
+        let clock = ContinuousClock()
+        var ids: [Int32] = []
+        let elapsed = clock.measure { ids = tokenizer.encode(text, parseSpecial: false) }
+        print("tokenized wiki.test.raw (\(text.utf8.count) bytes) in \(elapsed)")
         #expect(Array(ids.prefix(16)) == (try TokenizerFixtures.reference().perplexity.first_16_ids))
         #expect(ids.count == 303415)
         #expect(tokenizer.decode(ids) == text)
