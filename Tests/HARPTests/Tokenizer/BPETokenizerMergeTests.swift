@@ -2,7 +2,7 @@ import Testing
 @testable import HARP
 
 /// BPE merge order on tiny hand-made vocabularies.
-struct BPEMergeTests {
+struct BPETokenizerMergeTests {
     /// A vocabulary holding every byte's GPT-2 character (ids 0...255) plus `extra` tokens.
     static func tokenizer(extra: [String], merges: [String], preTokenizer: PreTokenizer = .gpt2) throws -> BPETokenizer {
         let bytes = ByteLevelEncoding.scalarForByte.map { String($0) }

@@ -2,7 +2,7 @@ import Testing
 @testable import HARP
 
 /// Streaming detokenization never splits a UTF-8 character.
-struct TokenTextStreamTests {
+struct TokenizerTextStreamTests {
     /// Byte tokens only (ids 0...255 are the bytes), plus a control token 256.
     static let tokenizer: BPETokenizer = {
         let tokens = ByteLevelEncoding.scalarForByte.map { String($0) } + ["<|end|>"]
