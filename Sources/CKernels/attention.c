@@ -198,9 +198,25 @@ HK_AVX2 static void softmax_block_avx2(const attn_ctx *c, attn_work *w, int64_t 
 #endif
 
 // Converts nb F16 rows (of head_dim, stride `stride` elements) to packed floats.
+#if HK_X86
+HK_AVX2 static void rows_to_f32_avx2(const uint16_t *src, int64_t stride, int64_t nb, int64_t hd, float *dst) {
+    for (int64_t j = 0; j < nb; j++, src += stride, dst += hd) {
+        int64_t d = 0;
+        for (; d + 8 <= hd; d += 8) _mm256_storeu_ps(dst + d, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + d))));
+        for (; d < hd; d++) dst[d] = hk_f16_to_f32(src[d]);
+    }
+}
+#endif
+
 static void rows_to_f32(int level, const uint16_t *src, int64_t stride, int64_t nb, int64_t hd, float *dst) {
+#if HK_X86
+    if (level >= HK_LEVEL_AVX2) {
+        rows_to_f32_avx2(src, stride, nb, hd, dst);
+        return;
+    }
+#endif
     for (int64_t j = 0; j < nb; j++)
-        hk_dequantize_row_level(level, HK_F16, src + j * stride, dst + j * hd, hd);
+        for (int64_t d = 0; d < hd; d++) dst[j * hd + d] = hk_f16_to_f32(src[j * stride + d]);
 }
 
 // ---- Items -----------------------------------------------------------------------------------------

@@ -84,7 +84,8 @@ HK_INLINE uint32_t load_u32(const void *p) {
 
 // ---- Dispatch --------------------------------------------------------------------------------------
 
-enum { HK_LEVEL_SCALAR = 0, HK_LEVEL_AVX2 = 1 };
+// Levels are cumulative: VNNI implies AVX2 (+FMA, F16C); only the int8 dot products use it.
+enum { HK_LEVEL_SCALAR = 0, HK_LEVEL_AVX2 = 1, HK_LEVEL_VNNI = 2 };
 
 // Dequantizes with the given SIMD level (0 = scalar); the two fixed-level variants fill hk_ops.
 void hk_dequantize_row_level(int level, int type, const void *src, float *dst, int64_t n);
@@ -94,7 +95,13 @@ void hk_dequantize_row_avx2(int type, const void *src, float *dst, int64_t n);
 // Vectorised exp for the AVX2 kernels (max rel. error ~2e-7 on the normal range).
 #if HK_X86
 HK_AVX2 __m256 hk_exp8(__m256 x);
-HK_AVX2 float hk_hsum8(__m256 v);
+
+HK_AVX2 static inline float hk_hsum8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
 #endif
 
 // ---- Pool internals --------------------------------------------------------------------------------

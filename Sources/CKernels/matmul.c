@@ -17,6 +17,10 @@
 // the float tile stays in L2.
 #define GEMM_TILE_ROWS 128
 
+// Four activation rows' blocks side by side (rows past T are zero), so one weight block meets
+// all four with contiguous loads of their scales and sums.
+typedef struct xq8x4 { float d[4], s[4]; int8_t qs[4][QK]; } xq8x4;
+
 typedef struct mm_ctx mm_ctx;
 typedef void (*rows_fn)(const mm_ctx *c, int64_t r0, int64_t r1);
 
@@ -31,6 +35,7 @@ struct mm_ctx {
     int64_t ys;
     const uint8_t *xq;  // quantized activations: T rows of xq_row_bytes
     size_t xq_row_bytes;
+    const struct xq8x4 *xq4;  // legacy formats, T > 1, SIMD: groups of four rows interleaved
     rows_fn fn;
     hk_pool *pool;
     int64_t chunk;
@@ -185,7 +190,7 @@ static void rows_scalar(const mm_ctx *c, int64_t r0, int64_t r1) {
     }
 }
 
-// ---- AVX2 dot products -----------------------------------------------------------------------------
+// ---- x86 kernels -----------------------------------------------------------------------------------
 
 #if HK_X86
 HK_AVX2 static inline __m256i nibbles32(const uint8_t *qs) {
@@ -202,149 +207,33 @@ HK_AVX2 static inline __m256i bits32(uint32_t x) {
     return _mm256_cmpeq_epi8(bytes, _mm256_set1_epi64x(-1));
 }
 
-// Sum of u8×s8 products of 32 bytes as 8 float lanes.
-HK_AVX2 static inline __m256 mul_sum_us8(__m256i u, __m256i s) {
-    const __m256i p16 = _mm256_maddubs_epi16(u, s);
-    return _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, _mm256_set1_epi16(1)));
-}
-
 HK_AVX2 static inline float f16(uint16_t h) { return _cvtsh_ss(h); }
 
-// One weight row against NT (1..4) activation rows for the 32-element formats. `type` and `NT`
-// are compile-time constants after inlining, so the switch and loops fold away.
-HK_AVX2 HK_INLINE void legacy_row(int type, const uint8_t *w, int64_t nb, const xq8 *const *x, int NT, float *out) {
-    __m256 acc[4];
-    float macc[4] = {0, 0, 0, 0};
-    for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
-    for (int64_t b = 0; b < nb; b++) {
-        __m256i q;
-        float d, m = 0.0f;
-        int is_signed;
-        switch (type) {
-        case HK_Q4_0: {
-            const block_q4_0 *blk = (const block_q4_0 *)w + b;
-            q = _mm256_sub_epi8(nibbles32(blk->qs), _mm256_set1_epi8(8));
-            d = f16(blk->d); is_signed = 1;
-            break;
-        }
-        case HK_Q4_1: {
-            const block_q4_1 *blk = (const block_q4_1 *)w + b;
-            q = nibbles32(blk->qs);
-            d = f16(blk->d); m = f16(blk->m); is_signed = 0;
-            break;
-        }
-        case HK_Q5_0: {
-            const block_q5_0 *blk = (const block_q5_0 *)w + b;
-            q = _mm256_or_si256(nibbles32(blk->qs),
-                                _mm256_andnot_si256(bits32(load_u32(blk->qh)), _mm256_set1_epi8((char)0xF0)));
-            d = f16(blk->d); is_signed = 1;
-            break;
-        }
-        case HK_Q5_1: {
-            const block_q5_1 *blk = (const block_q5_1 *)w + b;
-            q = _mm256_or_si256(nibbles32(blk->qs), _mm256_and_si256(bits32(load_u32(blk->qh)), _mm256_set1_epi8(0x10)));
-            d = f16(blk->d); m = f16(blk->m); is_signed = 0;
-            break;
-        }
-        default: {  // HK_Q8_0
-            const block_q8_0 *blk = (const block_q8_0 *)w + b;
-            q = _mm256_loadu_si256((const __m256i *)blk->qs);
-            d = f16(blk->d); is_signed = 1;
-            break;
-        }
-        }
-        const __m256 vd = _mm256_set1_ps(d);
-        // maddubs needs an unsigned operand: for signed weights move the sign onto the activations.
-        const __m256i uq = is_signed ? _mm256_sign_epi8(q, q) : q;
-        for (int t = 0; t < NT; t++) {
-            __m256i xv = _mm256_loadu_si256((const __m256i *)x[t][b].qs);
-            if (is_signed) xv = _mm256_sign_epi8(xv, q);
-            const __m256 dd = _mm256_mul_ps(vd, _mm256_broadcast_ss(&x[t][b].d));
-            acc[t] = _mm256_fmadd_ps(dd, mul_sum_us8(uq, xv), acc[t]);
-            if (type == HK_Q4_1 || type == HK_Q5_1) macc[t] += m * x[t][b].s;
-        }
-    }
-    for (int t = 0; t < NT; t++) out[t] = hk_hsum8(acc[t]) + macc[t];
-}
+#define KTARGET HK_AVX2
+#define KNAME(x) x##_avx2
+#define MUL_SUM(u, s) _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1))
+#include "matmul_x86.h"
+#undef KTARGET
+#undef KNAME
+#undef MUL_SUM
 
-// Float weights (F32/F16/BF16): 8 weights loaded/converted once, FMA'd into NT accumulators.
-HK_AVX2 HK_INLINE __m256 load_w8(int type, const uint8_t *w, int64_t i) {
-    switch (type) {
-    case HK_F16: return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)w + i)));
-    case HK_BF16: {
-        const __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)((const uint16_t *)w + i)));
-        return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
-    }
-    default: return _mm256_loadu_ps((const float *)w + i);
-    }
-}
-
-HK_AVX2 HK_INLINE void float_row(int type, const uint8_t *w, int64_t n, const float *const *x, int NT, float *out) {
-    __m256 acc[4];
-    for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        const __m256 wv = load_w8(type, w, i);
-        for (int t = 0; t < NT; t++) acc[t] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x[t] + i), acc[t]);
-    }
-    for (int t = 0; t < NT; t++) {
-        out[t] = hk_hsum8(acc[t]);
-        for (int64_t j = i; j < n; j++) out[t] += load_w_scalar(type, w, j) * x[t][j];
-    }
-}
-
-// Row loop shared by the AVX2 kernels: activation rows in groups of four.
-#define DEFINE_ROWS_AVX2(name, TYPE, ROWFN, XT, XBASE, XSTRIDE, LEN)                                  \
-    HK_AVX2 static void name(const mm_ctx *c, int64_t r0, int64_t r1) {                              \
-        for (int64_t r = r0; r < r1; r++) {                                                          \
-            const uint8_t *w = c->W + r * c->row_bytes;                                              \
-            for (int64_t t0 = 0; t0 < c->T; t0 += 4) {                                               \
-                const int nt = c->T - t0 < 4 ? (int)(c->T - t0) : 4;                                 \
-                XT x[4];                                                                             \
-                float out[4];                                                                        \
-                for (int t = 0; t < nt; t++) x[t] = (XT)(XBASE + (t0 + t) * (XSTRIDE));             \
-                switch (nt) {                                                                        \
-                case 4: ROWFN(TYPE, w, LEN, x, 4, out); break;                                       \
-                case 3: ROWFN(TYPE, w, LEN, x, 3, out); break;                                       \
-                case 2: ROWFN(TYPE, w, LEN, x, 2, out); break;                                       \
-                default: ROWFN(TYPE, w, LEN, x, 1, out); break;                                      \
-                }                                                                                    \
-                for (int t = 0; t < nt; t++) c->Y[(t0 + t) * c->ys + r] = out[t];                    \
-            }                                                                                        \
-        }                                                                                            \
-    }
-
-#define LEGACY_ROWS(name, TYPE) DEFINE_ROWS_AVX2(name, TYPE, legacy_row, const xq8 *, c->xq, c->xq_row_bytes, c->nb)
-#define FLOAT_ROWS(name, TYPE) DEFINE_ROWS_AVX2(name, TYPE, float_row, const float *, c->X, c->xs, c->cols)
-
-LEGACY_ROWS(rows_q4_0_avx2, HK_Q4_0)
-LEGACY_ROWS(rows_q4_1_avx2, HK_Q4_1)
-LEGACY_ROWS(rows_q5_0_avx2, HK_Q5_0)
-LEGACY_ROWS(rows_q5_1_avx2, HK_Q5_1)
-LEGACY_ROWS(rows_q8_0_avx2, HK_Q8_0)
-FLOAT_ROWS(rows_f32_avx2, HK_F32)
-FLOAT_ROWS(rows_f16_avx2, HK_F16)
-FLOAT_ROWS(rows_bf16_avx2, HK_BF16)
+#define KTARGET __attribute__((target("avx2,fma,f16c,avxvnni")))
+#define KNAME(x) x##_vnni
+#define MUL_SUM(u, s) _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), u, s)
+#include "matmul_x86.h"
+#undef KTARGET
+#undef KNAME
+#undef MUL_SUM
 #endif
 
 static rows_fn pick_rows(int type, int level) {
+    rows_fn fn = NULL;
 #if HK_X86
-    if (level >= HK_LEVEL_AVX2) {
-        switch (type) {
-        case HK_Q4_0: return rows_q4_0_avx2;
-        case HK_Q4_1: return rows_q4_1_avx2;
-        case HK_Q5_0: return rows_q5_0_avx2;
-        case HK_Q5_1: return rows_q5_1_avx2;
-        case HK_Q8_0: return rows_q8_0_avx2;
-        case HK_F32: return rows_f32_avx2;
-        case HK_F16: return rows_f16_avx2;
-        case HK_BF16: return rows_bf16_avx2;
-        default: break;
-        }
-    }
+    if (level >= HK_LEVEL_VNNI) fn = pick_rows_vnni(type);
+    else if (level >= HK_LEVEL_AVX2) fn = pick_rows_avx2(type);
 #endif
-    (void)type; (void)level;
-    return rows_scalar;
+    (void)level;
+    return fn ? fn : rows_scalar;
 }
 
 // ---- Drivers ---------------------------------------------------------------------------------------
@@ -401,12 +290,31 @@ void hk_matmul(hk_pool *pool, int wtype, const void *W, int64_t rows, int64_t co
     if (!is_float) {
         const int kq = wtype == HK_Q4_K || wtype == HK_Q5_K || wtype == HK_Q6_K;
         c.xq_row_bytes = kq ? (size_t)(cols / QK_K) * sizeof(xq8k) : (size_t)(cols / QK) * sizeof(xq8);
-        uint8_t *xq = hk_pool_shared(pool, c.xq_row_bytes * (size_t)T);
+        // Legacy formats with T > 1 on SIMD also get the rows interleaved in groups of four.
+        const int interleave = !kq && c.level >= HK_LEVEL_AVX2 && T > 1;
+        const int64_t groups = (T + 3) / 4;
+        const size_t xq_bytes = (c.xq_row_bytes * (size_t)T + 63) & ~(size_t)63;
+        const size_t x4_bytes = interleave ? sizeof(xq8x4) * (size_t)(groups * c.nb) : 0;
+        uint8_t *xq = hk_pool_shared(pool, xq_bytes + x4_bytes);
         for (int64_t t = 0; t < T; t++) {
             if (kq) hk_quantize_xq8k(c.level, X + t * x_stride, (xq8k *)(xq + t * c.xq_row_bytes), cols);
             else hk_quantize_xq8(c.level, X + t * x_stride, (xq8 *)(xq + t * c.xq_row_bytes), cols);
         }
         c.xq = xq;
+        if (interleave) {
+            xq8x4 *x4 = (xq8x4 *)(xq + xq_bytes);
+            memset(x4, 0, x4_bytes);  // zero rows pad the last group
+            for (int64_t t = 0; t < T; t++) {
+                const xq8 *row = (const xq8 *)(xq + t * c.xq_row_bytes);
+                for (int64_t b = 0; b < c.nb; b++) {
+                    xq8x4 *dst = &x4[(t / 4) * c.nb + b];
+                    dst->d[t % 4] = row[b].d;
+                    dst->s[t % 4] = row[b].s;
+                    memcpy(dst->qs[t % 4], row[b].qs, QK);
+                }
+            }
+            c.xq4 = x4;
+        }
     }
     c.fn = pick_rows(wtype, c.level);
     // About 4 chunks per thread, in multiples of 16 rows.

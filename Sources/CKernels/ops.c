@@ -12,8 +12,9 @@ int hk_simd_level(void) {
     int l = __atomic_load_n(&level, __ATOMIC_RELAXED);
     if (l < 0) {
         __builtin_cpu_init();
-        l = (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
-                ? HK_LEVEL_AVX2 : HK_LEVEL_SCALAR;
+        l = HK_LEVEL_SCALAR;
+        if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
+            l = __builtin_cpu_supports("avxvnni") ? HK_LEVEL_VNNI : HK_LEVEL_AVX2;
         __atomic_store_n(&level, l, __ATOMIC_RELAXED);
     }
     return l;
@@ -80,13 +81,6 @@ static void store_row_scalar(int kv_type, const float *src, void *dst, int64_t n
 // ---- AVX2 kernels ------------------------------------------------------------------------------------
 
 #if HK_X86
-HK_AVX2 float hk_hsum8(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
 // Cephes-style expf: e^x = 2^n · e^r with |r| ≤ ln2/2 and a degree-6 polynomial for e^r.
 HK_AVX2 __m256 hk_exp8(__m256 x) {
     const __m256 underflow = _mm256_cmp_ps(x, _mm256_set1_ps(-87.33654f), _CMP_LT_OQ);

@@ -62,7 +62,8 @@ struct KernelsMatmulTests {
         }
     }
 
-    /// Batched decode rows must equal single-row results exactly (same activations, same kernel).
+    /// Batched decode rows equal single-row results up to float summation order (the activations
+    /// are quantized identically; the SIMD kernels group the rows differently).
     @Test("each of T rows equals the T = 1 result")
     func batchEqualsSingle() {
         var rng = KRNG(42)
@@ -78,7 +79,8 @@ struct KernelsMatmulTests {
                     Array(x[(t * cols)..<((t + 1) * cols)]).withUnsafeBufferPointer { xt in
                         hk_matmul(pool, type.rawValue, raw, Int64(rows), Int64(cols), xt.baseAddress, Int64(cols), 1, &y1, Int64(rows))
                     }
-                    #expect(Array(yb[(t * rows)..<((t + 1) * rows)]) == y1, "\(type) t=\(t)")
+                    let diff = (0..<rows).map { abs(yb[t * rows + $0] - y1[$0]) / max(1, abs(y1[$0])) }.max()!
+                    #expect(diff <= 1e-5, "\(type) t=\(t)")
                 }
             }
         }

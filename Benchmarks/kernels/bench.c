@@ -1,0 +1,120 @@
+// Micro-benchmark of the CKernels hot paths. Build and run with Benchmarks/kernels/run.sh.
+//
+// matmul: weight GB/s at T = 1 and 8 (memory-bound decode; "cold" cycles through enough copies
+// of the matrix to defeat the 32 MB L3) and GFLOP/s at T = 512 (prefill), for 1 and 2 threads.
+// Also: pool fork/join cost and decode attention at depth 2048.
+#include "ckernels.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static float frand(unsigned *s) {
+    *s = *s * 1664525u + 1013904223u;
+    return (float)(*s >> 8) / (float)(1 << 24) * 2.0f - 1.0f;
+}
+
+// Median of `reps` timings of `iters` calls, in seconds per call.
+#define TIME_MEDIAN(reps, iters, body)                                   \
+    ({                                                                   \
+        double t_[64];                                                   \
+        for (int r_ = 0; r_ < (reps); r_++) {                            \
+            double t0_ = now();                                          \
+            for (int i_ = 0; i_ < (iters); i_++) { body; }               \
+            t_[r_] = (now() - t0_) / (iters);                            \
+        }                                                                \
+        for (int a_ = 0; a_ < (reps); a_++)                              \
+            for (int b_ = a_ + 1; b_ < (reps); b_++)                     \
+                if (t_[b_] < t_[a_]) { double x_ = t_[a_]; t_[a_] = t_[b_]; t_[b_] = x_; } \
+        t_[(reps) / 2];                                                  \
+    })
+
+static void *make_weights(int type, int64_t rows, int64_t cols, unsigned *seed) {
+    const int64_t rb = cols / hk_block_size(type) * hk_block_bytes(type);
+    unsigned char *w = malloc((size_t)(rb * rows));
+    float *tmp = malloc(sizeof(float) * (size_t)cols);
+    for (int64_t r = 0; r < rows; r++) {
+        for (int64_t i = 0; i < cols; i++) tmp[i] = frand(seed);
+        hk_quantize_row(type, tmp, w + r * rb, cols);
+    }
+    free(tmp);
+    return w;
+}
+
+static void bench_matmul(hk_pool *pool, int type, const char *name, int64_t rows, int64_t cols) {
+    unsigned seed = 1;
+    const int64_t rb = cols / hk_block_size(type) * hk_block_bytes(type);
+    const double bytes = (double)rb * rows;
+    // Enough copies to exceed 96 MB so the cold runs stream from DRAM.
+    const int copies = (int)fmin(64, ceil(96e6 / bytes));
+    void *w[64];
+    for (int c = 0; c < copies; c++) w[c] = make_weights(type, rows, cols, &seed);
+    const int64_t Tmax = 512;
+    float *X = malloc(sizeof(float) * (size_t)(Tmax * cols)), *Y = malloc(sizeof(float) * (size_t)(Tmax * rows));
+    for (int64_t i = 0; i < Tmax * cols; i++) X[i] = frand(&seed);
+    const int nth = hk_pool_threads(pool);
+
+    for (int T = 1; T <= 8; T *= 8) {
+        const int iters = (int)fmax(4, 2e8 / bytes / T);
+        const double hot = TIME_MEDIAN(7, iters, hk_matmul(pool, type, w[0], rows, cols, X, cols, T, Y, rows));
+        int k = 0;
+        const double cold = TIME_MEDIAN(7, iters, hk_matmul(pool, type, w[k++ % copies], rows, cols, X, cols, T, Y, rows));
+        printf("%-5s %6lldx%-4lld T=%-3d thr=%d  hot %7.1f GB/s  cold %6.1f GB/s  (%7.1f us/call, %.2f rows-tok/ns)\n",
+               name, (long long)rows, (long long)cols, T, nth, bytes / hot * 1e-9, bytes / cold * 1e-9, cold * 1e6,
+               rows * T / cold * 1e-9);
+    }
+    const double flops = 2.0 * rows * cols * Tmax;
+    const double t = TIME_MEDIAN(5, (int)fmax(1, 2e9 / flops), hk_matmul(pool, type, w[0], rows, cols, X, cols, Tmax, Y, rows));
+    printf("%-5s %6lldx%-4lld T=%-3lld thr=%d  %7.1f GFLOP/s (%.2f ms)\n", name, (long long)rows, (long long)cols,
+           (long long)Tmax, nth, flops / t * 1e-9, t * 1e3);
+    for (int c = 0; c < copies; c++) free(w[c]);
+    free(X);
+    free(Y);
+}
+
+static void nop_task(void *ctx, int64_t i) { (void)ctx; (void)i; }
+
+static void bench_attention(hk_pool *pool, int64_t depth) {
+    const int64_t n_head = 9, n_kv = 3, hd = 64, row = n_kv * hd;
+    unsigned seed = 3;
+    uint16_t *k = malloc(sizeof(uint16_t) * (size_t)(depth * row)), *v = malloc(sizeof(uint16_t) * (size_t)(depth * row));
+    for (int64_t i = 0; i < depth * row; i++) {
+        k[i] = hk_f32_to_f16(frand(&seed));
+        v[i] = hk_f32_to_f16(frand(&seed));
+    }
+    float q[9 * 64], out[9 * 64];
+    for (int i = 0; i < 9 * 64; i++) q[i] = frand(&seed);
+    hk_attn_query query = {q, out, k, v, depth};
+    const double t = TIME_MEDIAN(7, 200, hk_attention(pool, &query, 1, n_head, n_kv, hd, HK_F16, 0.125f, 0));
+    printf("attention decode depth %lld thr=%d: %.1f us (KV %.1f GB/s)\n", (long long)depth, hk_pool_threads(pool),
+           t * 1e6, 2.0 * depth * row * 2 / t * 1e-9);
+    free(k);
+    free(v);
+}
+
+int main(int argc, char **argv) {
+    const int quick = argc > 1 && strcmp(argv[1], "quick") == 0;
+    printf("simd level %d\n", hk_simd_level());
+    for (int nth = 1; nth <= 2; nth++) {
+        hk_pool *pool = hk_pool_create(nth);
+        const double fj = TIME_MEDIAN(7, 20000, hk_parallel_for(pool, nth, nop_task, NULL));
+        printf("-- %d thread(s): fork/join %.2f us\n", nth, fj * 1e6);
+        bench_matmul(pool, HK_Q4_1, "Q4_1", 1536, 576);
+        bench_matmul(pool, HK_Q8_0, "Q8_0", 1536, 576);
+        if (!quick) {
+            bench_matmul(pool, HK_Q4_1, "Q4_1", 49152, 576);
+            bench_matmul(pool, HK_Q8_0, "Q8_0", 49152, 576);
+        }
+        bench_attention(pool, 2048);
+        hk_pool_destroy(pool);
+    }
+    return 0;
+}

@@ -1,0 +1,268 @@
+// x86 row kernels of hk_matmul, included by matmul.c once per instruction-set level with
+//   KTARGET      the function target attribute,
+//   KNAME(x)     the level's suffixed name of x,
+//   MUL_SUM(u,s) 8 int32 lanes of sums of u8·s8 products over 32 bytes.
+// Every kernel computes Y[t][r] for rows r0..r1 and all T activation rows, unpacking each weight
+// block once for up to four activation rows (legacy formats: c->xq4, four rows interleaved).
+
+// Legacy 32-element formats. Q4_0/Q5_0 are handled as unsigned levels with an offset m = −8d/−16d
+// (Σ(q−8)x = Σqx − 8Σx, Σx comes with the activation block), which saves the sign trick;
+// only Q8_0 needs maddubs' signed-operand workaround.
+KTARGET HK_INLINE __m256i KNAME(legacy_unpack)(int type, const uint8_t *w, int64_t b, float *d, float *m) {
+    switch (type) {
+    case HK_Q4_0: {
+        const block_q4_0 *blk = (const block_q4_0 *)w + b;
+        *d = f16(blk->d); *m = -8.0f * *d;
+        return nibbles32(blk->qs);
+    }
+    case HK_Q4_1: {
+        const block_q4_1 *blk = (const block_q4_1 *)w + b;
+        *d = f16(blk->d); *m = f16(blk->m);
+        return nibbles32(blk->qs);
+    }
+    case HK_Q5_0: {
+        const block_q5_0 *blk = (const block_q5_0 *)w + b;
+        *d = f16(blk->d); *m = -16.0f * *d;
+        return _mm256_or_si256(nibbles32(blk->qs), _mm256_and_si256(bits32(load_u32(blk->qh)), _mm256_set1_epi8(0x10)));
+    }
+    case HK_Q5_1: {
+        const block_q5_1 *blk = (const block_q5_1 *)w + b;
+        *d = f16(blk->d); *m = f16(blk->m);
+        return _mm256_or_si256(nibbles32(blk->qs), _mm256_and_si256(bits32(load_u32(blk->qh)), _mm256_set1_epi8(0x10)));
+    }
+    default: {  // HK_Q8_0
+        const block_q8_0 *blk = (const block_q8_0 *)w + b;
+        *d = f16(blk->d); *m = 0.0f;
+        return _mm256_loadu_si256((const __m256i *)blk->qs);
+    }
+    }
+}
+
+// u8·s8 block sum of weights q and activations xv (signed q8_0 weights: sign moved onto xv).
+KTARGET HK_INLINE __m256i KNAME(legacy_dot)(int type, __m256i q, const int8_t *xs) {
+    const __m256i xv = _mm256_loadu_si256((const __m256i *)xs);
+    if (type == HK_Q8_0) return MUL_SUM(_mm256_sign_epi8(q, q), _mm256_sign_epi8(xv, q));
+    return MUL_SUM(q, xv);
+}
+
+// One weight row · one activation row; two accumulators on alternating blocks hide FMA latency.
+KTARGET HK_INLINE void KNAME(legacy_step1)(int type, const uint8_t *w, int64_t b, const xq8 *x, __m256 *acc, float *macc) {
+    float d, m;
+    const __m256i q = KNAME(legacy_unpack)(type, w, b, &d, &m);
+    const __m256 dd = _mm256_set1_ps(d * x[b].d);
+    *acc = _mm256_fmadd_ps(dd, _mm256_cvtepi32_ps(KNAME(legacy_dot)(type, q, x[b].qs)), *acc);
+    *macc += m * x[b].s;
+}
+
+KTARGET HK_INLINE float KNAME(legacy_row1)(int type, const uint8_t *w, int64_t nb, const xq8 *x) {
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    float macc0 = 0.0f, macc1 = 0.0f;
+    int64_t b = 0;
+    for (; b + 2 <= nb; b += 2) {
+        KNAME(legacy_step1)(type, w, b, x, &acc0, &macc0);
+        KNAME(legacy_step1)(type, w, b + 1, x, &acc1, &macc1);
+    }
+    if (b < nb) KNAME(legacy_step1)(type, w, b, x, &acc0, &macc0);
+    return hk_hsum8(_mm256_add_ps(acc0, acc1)) + macc0 + macc1;
+}
+
+// One weight row · four interleaved activation rows. The four int32 dot vectors are reduced with
+// two rounds of hadd to one vector [t0 t1 t2 t3 | t0 t1 t2 t3], so the float conversion and the
+// scaling cost one instruction per block for all four rows.
+KTARGET HK_INLINE void KNAME(legacy_row4)(int type, const uint8_t *w, int64_t nb, const xq8x4 *x, float *out) {
+    __m256 acc = _mm256_setzero_ps();
+    __m128 macc = _mm_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        float d, m;
+        const __m256i q = KNAME(legacy_unpack)(type, w, b, &d, &m);
+        const __m256i p0 = KNAME(legacy_dot)(type, q, x[b].qs[0]), p1 = KNAME(legacy_dot)(type, q, x[b].qs[1]);
+        const __m256i p2 = KNAME(legacy_dot)(type, q, x[b].qs[2]), p3 = KNAME(legacy_dot)(type, q, x[b].qs[3]);
+        const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(p0, p1), _mm256_hadd_epi32(p2, p3));
+        const __m256 dd = _mm256_mul_ps(_mm256_set1_ps(d), _mm256_broadcast_ps((const __m128 *)x[b].d));
+        acc = _mm256_fmadd_ps(dd, _mm256_cvtepi32_ps(h), acc);
+        if (type != HK_Q8_0) macc = _mm_fmadd_ps(_mm_set1_ps(m), _mm_loadu_ps(x[b].s), macc);
+    }
+    const __m128 r = _mm_add_ps(_mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1)), macc);
+    _mm_storeu_ps(out, r);
+}
+
+#define KLEGACY(name, TYPE)                                                                          \
+    KTARGET static void KNAME(name)(const mm_ctx *c, int64_t r0, int64_t r1) {                       \
+        for (int64_t r = r0; r < r1; r++) {                                                          \
+            const uint8_t *w = c->W + r * c->row_bytes;                                              \
+            if (c->T == 1) {                                                                         \
+                c->Y[r] = KNAME(legacy_row1)(TYPE, w, c->nb, (const xq8 *)c->xq);                   \
+                continue;                                                                            \
+            }                                                                                        \
+            for (int64_t t0 = 0; t0 < c->T; t0 += 4) {                                               \
+                float out[4];                                                                        \
+                KNAME(legacy_row4)(TYPE, w, c->nb, c->xq4 + (t0 / 4) * c->nb, out);                  \
+                for (int64_t t = t0; t < c->T && t < t0 + 4; t++) c->Y[t * c->ys + r] = out[t - t0]; \
+            }                                                                                        \
+        }                                                                                            \
+    }
+
+KLEGACY(rows_q4_0, HK_Q4_0)
+KLEGACY(rows_q4_1, HK_Q4_1)
+KLEGACY(rows_q5_0, HK_Q5_0)
+KLEGACY(rows_q5_1, HK_Q5_1)
+KLEGACY(rows_q8_0, HK_Q8_0)
+
+#undef KLEGACY
+
+// k-quants: per 32 (Q4_K/Q5_K) or 16 (Q6_K) elements, maddubs → madd with the sub-block scale
+// accumulates exactly in int32; one float FMA per super-block and activation row.
+KTARGET HK_INLINE void KNAME(kquant_row)(int type, const uint8_t *w, int64_t nb, const xq8k *const *x, int NT, float *out) {
+    __m256 acc[4];
+    float macc[4] = {0, 0, 0, 0};
+    for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    for (int64_t b = 0; b < nb; b++) {
+        __m256i sumi[4];
+        for (int t = 0; t < NT; t++) sumi[t] = _mm256_setzero_si256();
+        float d, dmin = 0.0f;
+        uint8_t sc[8], mn[8];
+        if (type == HK_Q6_K) {
+            const block_q6_K *blk = (const block_q6_K *)w + b;
+            d = f16(blk->d);
+            for (int half = 0; half < 2; half++) {
+                const __m256i ql0 = _mm256_loadu_si256((const __m256i *)(blk->ql + 64 * half));
+                const __m256i ql1 = _mm256_loadu_si256((const __m256i *)(blk->ql + 64 * half + 32));
+                const __m256i qh = _mm256_loadu_si256((const __m256i *)(blk->qh + 32 * half));
+                const __m256i m2 = _mm256_set1_epi8(3);
+                // Unsigned 6-bit levels 0..63; the −32 offset is applied through bsums below.
+                __m256i g[4];
+                g[0] = _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4));
+                g[1] = _mm256_or_si256(_mm256_and_si256(ql1, m4),
+                                       _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m2), 4));
+                g[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
+                                       _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m2), 4));
+                g[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+                                       _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m2), 4));
+                const int8_t *s = blk->scales + 8 * half;
+                for (int gi = 0; gi < 4; gi++) {
+                    // Lanes 0..7 of the maddubs result cover elements 0..15 (scale s[2gi]),
+                    // lanes 8..15 elements 16..31 (scale s[2gi+1]).
+                    const __m256i vs = _mm256_setr_m128i(_mm_set1_epi16(s[2 * gi]), _mm_set1_epi16(s[2 * gi + 1]));
+                    for (int t = 0; t < NT; t++) {
+                        const __m256i xv = _mm256_loadu_si256((const __m256i *)(x[t][b].qs + 128 * half + 32 * gi));
+                        sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(_mm256_maddubs_epi16(g[gi], xv), vs));
+                    }
+                }
+            }
+            for (int t = 0; t < NT; t++) {
+                int off = 0;  // Σ_j scale_j · 32 · Σx_j over the 16 sub-blocks
+                for (int j = 0; j < 16; j++) off += blk->scales[j] * x[t][b].bsums[j];
+                macc[t] -= 32.0f * d * x[t][b].d * (float)off;
+            }
+        } else {
+            const uint8_t *scales, *qs, *qhp = NULL;
+            if (type == HK_Q4_K) {
+                const block_q4_K *blk = (const block_q4_K *)w + b;
+                scales = blk->scales; qs = blk->qs;
+                d = f16(blk->d); dmin = f16(blk->dmin);
+            } else {
+                const block_q5_K *blk = (const block_q5_K *)w + b;
+                scales = blk->scales; qs = blk->qs; qhp = blk->qh;
+                d = f16(blk->d); dmin = f16(blk->dmin);
+            }
+            for (int j = 0; j < 8; j++) get_scale_min_k4(j, scales, &sc[j], &mn[j]);
+            const __m256i qh = qhp ? _mm256_loadu_si256((const __m256i *)qhp) : _mm256_setzero_si256();
+            const __m256i one = _mm256_set1_epi8(1);
+            for (int j = 0; j < 4; j++) {
+                const __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * j));
+                __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+                if (qhp) {
+                    lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * j), one), 4));
+                    hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * j + 1), one), 4));
+                }
+                const __m256i slo = _mm256_set1_epi16(sc[2 * j]), shi = _mm256_set1_epi16(sc[2 * j + 1]);
+                for (int t = 0; t < NT; t++) {
+                    const __m256i x0 = _mm256_loadu_si256((const __m256i *)(x[t][b].qs + 64 * j));
+                    const __m256i x1 = _mm256_loadu_si256((const __m256i *)(x[t][b].qs + 64 * j + 32));
+                    const __m256i p = _mm256_add_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(lo, x0), slo),
+                                                       _mm256_madd_epi16(_mm256_maddubs_epi16(hi, x1), shi));
+                    sumi[t] = _mm256_add_epi32(sumi[t], p);
+                }
+            }
+            for (int t = 0; t < NT; t++) {
+                int ms = 0;
+                for (int j = 0; j < 8; j++) ms += mn[j] * (x[t][b].bsums[2 * j] + x[t][b].bsums[2 * j + 1]);
+                macc[t] -= dmin * x[t][b].d * (float)ms;
+            }
+        }
+        for (int t = 0; t < NT; t++)
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * x[t][b].d), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
+    }
+    for (int t = 0; t < NT; t++) out[t] = hk_hsum8(acc[t]) + macc[t];
+}
+
+// Float weights (F32/F16/BF16): 8 weights loaded/converted once, FMA'd into NT accumulators.
+KTARGET HK_INLINE void KNAME(float_row)(int type, const uint8_t *w, int64_t n, const float *const *x, int NT, float *out) {
+    __m256 acc[4];
+    for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 wv;
+        switch (type) {
+        case HK_F16: wv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)w + i))); break;
+        case HK_BF16:
+            wv = _mm256_castsi256_ps(_mm256_slli_epi32(
+                _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)((const uint16_t *)w + i))), 16));
+            break;
+        default: wv = _mm256_loadu_ps((const float *)w + i); break;
+        }
+        for (int t = 0; t < NT; t++) acc[t] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x[t] + i), acc[t]);
+    }
+    for (int t = 0; t < NT; t++) {
+        out[t] = hk_hsum8(acc[t]);
+        for (int64_t j = i; j < n; j++) out[t] += load_w_scalar(type, w, j) * x[t][j];
+    }
+}
+
+// Row loop: activation rows in groups of four, each group a compile-time NT.
+#define KROWS(name, TYPE, ROWFN, XT, XBASE, XSTRIDE, LEN)                                             \
+    KTARGET static void KNAME(name)(const mm_ctx *c, int64_t r0, int64_t r1) {                       \
+        for (int64_t r = r0; r < r1; r++) {                                                          \
+            const uint8_t *w = c->W + r * c->row_bytes;                                              \
+            for (int64_t t0 = 0; t0 < c->T; t0 += 4) {                                               \
+                const int nt = c->T - t0 < 4 ? (int)(c->T - t0) : 4;                                 \
+                XT x[4];                                                                             \
+                float out[4];                                                                        \
+                for (int t = 0; t < nt; t++) x[t] = (XT)(XBASE + (t0 + t) * (XSTRIDE));             \
+                switch (nt) {                                                                        \
+                case 4: KNAME(ROWFN)(TYPE, w, LEN, x, 4, out); break;                                \
+                case 3: KNAME(ROWFN)(TYPE, w, LEN, x, 3, out); break;                                \
+                case 2: KNAME(ROWFN)(TYPE, w, LEN, x, 2, out); break;                                \
+                default: KNAME(ROWFN)(TYPE, w, LEN, x, 1, out); break;                               \
+                }                                                                                    \
+                for (int t = 0; t < nt; t++) c->Y[(t0 + t) * c->ys + r] = out[t];                    \
+            }                                                                                        \
+        }                                                                                            \
+    }
+
+KROWS(rows_q4_K, HK_Q4_K, kquant_row, const xq8k *, c->xq, c->xq_row_bytes, c->nb)
+KROWS(rows_q5_K, HK_Q5_K, kquant_row, const xq8k *, c->xq, c->xq_row_bytes, c->nb)
+KROWS(rows_q6_K, HK_Q6_K, kquant_row, const xq8k *, c->xq, c->xq_row_bytes, c->nb)
+KROWS(rows_f32, HK_F32, float_row, const float *, c->X, c->xs, c->cols)
+KROWS(rows_f16, HK_F16, float_row, const float *, c->X, c->xs, c->cols)
+KROWS(rows_bf16, HK_BF16, float_row, const float *, c->X, c->xs, c->cols)
+
+#undef KROWS
+
+KTARGET static rows_fn KNAME(pick_rows)(int type) {
+    switch (type) {
+    case HK_Q4_0: return KNAME(rows_q4_0);
+    case HK_Q4_1: return KNAME(rows_q4_1);
+    case HK_Q5_0: return KNAME(rows_q5_0);
+    case HK_Q5_1: return KNAME(rows_q5_1);
+    case HK_Q8_0: return KNAME(rows_q8_0);
+    case HK_Q4_K: return KNAME(rows_q4_K);
+    case HK_Q5_K: return KNAME(rows_q5_K);
+    case HK_Q6_K: return KNAME(rows_q6_K);
+    case HK_F32: return KNAME(rows_f32);
+    case HK_F16: return KNAME(rows_f16);
+    case HK_BF16: return KNAME(rows_bf16);
+    default: return NULL;
+    }
+}
