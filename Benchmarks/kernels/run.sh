@@ -1,8 +1,7 @@
 #!/bin/sh
-# Builds the kernel micro-benchmark against the CKernels sources with clang as SwiftPM does
-# (optimised, no -march: the
-# library dispatches at run time as in the package build) and runs it. Args go to the program
-# ("quick" skips the 49152-row matrices).
+# Builds the kernel micro-benchmark against the CKernels sources with clang, as SwiftPM does
+# (optimised, no -march: the library dispatches at run time as in the package build), and runs
+# it. Args go to the program ("quick" skips the 49152-row matrices).
 set -e
 here=$(cd "$(dirname "$0")" && pwd)
 src="$here/../../Sources/CKernels"

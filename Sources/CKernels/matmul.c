@@ -5,14 +5,21 @@
 // from memory once per call. Threads split the weight rows (dynamic chunks).
 // Large T (prefill): each thread dequantizes a tile of weight rows to float and multiplies it with
 // single-threaded OpenBLAS sgemm; compute-bound, so the tile's dequantization is amortised over T.
+// Where the int8 kernels are as fast as sgemm (32-element formats, see GEMM_MIN_T) they serve
+// every T, which also keeps the numerics of llama.cpp (int8 activations for quantized weights).
 #include "internal.h"
 
 #include <cblas.h>
 #include <math.h>
 #include <stdatomic.h>
 
-// T at and above which the sgemm path wins (measured on the 2-core AVX2 box; see Benchmarks/kernels).
+// T at and above which dequantize + sgemm beats the int8 kernels. Measured per thread on the
+// 2-core Zen box: OpenBLAS sgemm reaches ~120 GFLOP/s only from T ≈ 128 (~85 at T = 32); the
+// AVX2 int8 kernels for the 32-element formats run 112–119 at any T, with AVX-VNNI 120–128, so
+// those formats use sgemm only from 128 without VNNI and never with it. k-quant and float kernels
+// (~90 GFLOP/s) switch at 32.
 #define GEMM_MIN_T 32
+#define GEMM_MIN_T_LEGACY_AVX2 128
 // Weight rows per sgemm tile: big enough to amortise OpenBLAS's packing of X, small enough that
 // the float tile stays in L2.
 #define GEMM_TILE_ROWS 128
@@ -280,7 +287,11 @@ void hk_matmul(hk_pool *pool, int wtype, const void *W, int64_t rows, int64_t co
         .X = X, .xs = x_stride, .T = T, .Y = Y, .ys = y_stride, .pool = pool,
     };
     atomic_init(&c.next, 0);
-    if (T >= GEMM_MIN_T) {
+    const int legacy = wtype == HK_Q4_0 || wtype == HK_Q4_1 || wtype == HK_Q5_0 || wtype == HK_Q5_1 || wtype == HK_Q8_0;
+    int64_t gemm_min_t = GEMM_MIN_T;
+    if (legacy && c.level >= HK_LEVEL_VNNI) gemm_min_t = INT64_MAX;
+    else if (legacy && c.level >= HK_LEVEL_AVX2) gemm_min_t = GEMM_MIN_T_LEGACY_AVX2;
+    if (T >= gemm_min_t) {
         openblas_set_num_threads(1);  // our threads split the rows; OpenBLAS must not fork again
         c.chunk = GEMM_TILE_ROWS;
         hk_pool_run(pool, gemm_job, &c);
@@ -317,8 +328,10 @@ void hk_matmul(hk_pool *pool, int wtype, const void *W, int64_t rows, int64_t co
         }
     }
     c.fn = pick_rows(wtype, c.level);
-    // About 4 chunks per thread, in multiples of 16 rows.
+    // About 4 chunks per thread, in multiples of 16 rows; at larger T at most 64 rows, so a chunk's
+    // weights stay cached while the activation slabs pass over them.
     int64_t chunk = (rows + 4 * nth - 1) / (4 * nth);
-    c.chunk = (chunk + 15) & ~(int64_t)15;
+    chunk = (chunk + 15) & ~(int64_t)15;
+    c.chunk = T > 4 && chunk > 64 ? 64 : chunk;
     hk_pool_run(pool, rows_job, &c);
 }

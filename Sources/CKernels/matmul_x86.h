@@ -86,18 +86,27 @@ KTARGET HK_INLINE void KNAME(legacy_row4)(int type, const uint8_t *w, int64_t nb
     _mm_storeu_ps(out, r);
 }
 
+// T > 1: activation groups in slabs of LEGACY_SLAB (32 rows ≈ 20–50 KB, L1/L2-resident) outside
+// the weight-row loop, so large T streams neither the activations nor the weights from memory.
+#define LEGACY_SLAB 8
 #define KLEGACY(name, TYPE)                                                                          \
     KTARGET static void KNAME(name)(const mm_ctx *c, int64_t r0, int64_t r1) {                       \
-        for (int64_t r = r0; r < r1; r++) {                                                          \
-            const uint8_t *w = c->W + r * c->row_bytes;                                              \
-            if (c->T == 1) {                                                                         \
-                c->Y[r] = KNAME(legacy_row1)(TYPE, w, c->nb, (const xq8 *)c->xq);                   \
-                continue;                                                                            \
-            }                                                                                        \
-            for (int64_t t0 = 0; t0 < c->T; t0 += 4) {                                               \
-                float out[4];                                                                        \
-                KNAME(legacy_row4)(TYPE, w, c->nb, c->xq4 + (t0 / 4) * c->nb, out);                  \
-                for (int64_t t = t0; t < c->T && t < t0 + 4; t++) c->Y[t * c->ys + r] = out[t - t0]; \
+        if (c->T == 1) {                                                                             \
+            for (int64_t r = r0; r < r1; r++)                                                        \
+                c->Y[r] = KNAME(legacy_row1)(TYPE, c->W + r * c->row_bytes, c->nb, (const xq8 *)c->xq); \
+            return;                                                                                  \
+        }                                                                                            \
+        const int64_t groups = (c->T + 3) / 4;                                                       \
+        for (int64_t g0 = 0; g0 < groups; g0 += LEGACY_SLAB) {                                       \
+            const int64_t g1 = g0 + LEGACY_SLAB < groups ? g0 + LEGACY_SLAB : groups;                \
+            for (int64_t r = r0; r < r1; r++) {                                                      \
+                const uint8_t *w = c->W + r * c->row_bytes;                                          \
+                for (int64_t g = g0; g < g1; g++) {                                                  \
+                    float out[4];                                                                    \
+                    KNAME(legacy_row4)(TYPE, w, c->nb, c->xq4 + g * c->nb, out);                     \
+                    for (int64_t t = 4 * g; t < c->T && t < 4 * g + 4; t++)                          \
+                        c->Y[t * c->ys + r] = out[t - 4 * g];                                        \
+                }                                                                                    \
             }                                                                                        \
         }                                                                                            \
     }
@@ -109,6 +118,7 @@ KLEGACY(rows_q5_1, HK_Q5_1)
 KLEGACY(rows_q8_0, HK_Q8_0)
 
 #undef KLEGACY
+#undef LEGACY_SLAB
 
 // k-quants: per 32 (Q4_K/Q5_K) or 16 (Q6_K) elements, maddubs → madd with the sub-block scale
 // accumulates exactly in int32; one float FMA per super-block and activation row.
@@ -197,25 +207,35 @@ KTARGET HK_INLINE void KNAME(kquant_row)(int type, const uint8_t *w, int64_t nb,
     for (int t = 0; t < NT; t++) out[t] = hk_hsum8(acc[t]) + macc[t];
 }
 
-// Float weights (F32/F16/BF16): 8 weights loaded/converted once, FMA'd into NT accumulators.
+// Float weights (F32/F16/BF16): 8 weights loaded/converted once, FMA'd into NT accumulators;
+// two accumulator sets on alternating 8-element steps keep the FMA pipes busy at small NT.
+KTARGET HK_INLINE __m256 KNAME(load_w8)(int type, const uint8_t *w, int64_t i) {
+    switch (type) {
+    case HK_F16: return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)w + i)));
+    case HK_BF16:
+        return _mm256_castsi256_ps(_mm256_slli_epi32(
+            _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)((const uint16_t *)w + i))), 16));
+    default: return _mm256_loadu_ps((const float *)w + i);
+    }
+}
+
 KTARGET HK_INLINE void KNAME(float_row)(int type, const uint8_t *w, int64_t n, const float *const *x, int NT, float *out) {
-    __m256 acc[4];
-    for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
+    __m256 acc0[4], acc1[4];
+    for (int t = 0; t < NT; t++) acc0[t] = acc1[t] = _mm256_setzero_ps();
     int64_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        __m256 wv;
-        switch (type) {
-        case HK_F16: wv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)w + i))); break;
-        case HK_BF16:
-            wv = _mm256_castsi256_ps(_mm256_slli_epi32(
-                _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)((const uint16_t *)w + i))), 16));
-            break;
-        default: wv = _mm256_loadu_ps((const float *)w + i); break;
+    for (; i + 16 <= n; i += 16) {
+        const __m256 w0 = KNAME(load_w8)(type, w, i), w1 = KNAME(load_w8)(type, w, i + 8);
+        for (int t = 0; t < NT; t++) {
+            acc0[t] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x[t] + i), acc0[t]);
+            acc1[t] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x[t] + i + 8), acc1[t]);
         }
-        for (int t = 0; t < NT; t++) acc[t] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x[t] + i), acc[t]);
+    }
+    for (; i + 8 <= n; i += 8) {
+        const __m256 w0 = KNAME(load_w8)(type, w, i);
+        for (int t = 0; t < NT; t++) acc0[t] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x[t] + i), acc0[t]);
     }
     for (int t = 0; t < NT; t++) {
-        out[t] = hk_hsum8(acc[t]);
+        out[t] = hk_hsum8(_mm256_add_ps(acc0[t], acc1[t]));
         for (int64_t j = i; j < n; j++) out[t] += load_w_scalar(type, w, j) * x[t][j];
     }
 }
