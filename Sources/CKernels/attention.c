@@ -32,7 +32,7 @@ static inline int64_t runs_of(const attn_ctx *c, int64_t n_kv) {
 
 // Per-thread working set of one item.
 typedef struct {
-    float *kf, *vf;  // BLOCK converted K and V rows (F16 caches only)
+    float *kf, *vf;  // BLOCK converted K and V rows (scalar path, F16 caches)
     float *s;        // hpg × BLOCK scores, then probabilities
     float *acc;      // hpg × head_dim
     float *m, *l;    // hpg running max and sum
@@ -101,12 +101,17 @@ HK_AVX2 static inline __m256 hsum8x8(const __m256 a[8]) {
     return _mm256_add_ps(lo, hi);
 }
 
-HK_AVX2 static void scores_avx2(const attn_ctx *c, const float *q, const float *k, int64_t kstride, int64_t nb, float *s) {
+// 8 K/V elements as floats, straight from an F16 or F32 cache row (F16 is a compile-time
+// constant after inlining).
+HK_AVX2 HK_INLINE __m256 load8(const void *base, int64_t i, int F16) {
+    return F16 ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)base + i)))
+               : _mm256_loadu_ps((const float *)base + i);
+}
+
+// s[h][j] = scale · q_h · k_j, eight positions at a time (hd a multiple of 8).
+HK_AVX2 HK_INLINE void scores_avx2(const attn_ctx *c, const float *q, const void *k, int64_t kstride, int64_t nb,
+                                   float *s, int F16) {
     const int64_t hd = c->head_dim;
-    if (hd % 8) {
-        scores_scalar(c, q, k, kstride, nb, s);
-        return;
-    }
     const __m256 vscale = _mm256_set1_ps(c->scale);
     for (int64_t h = 0; h < c->hpg; h++) {
         const float *qh = q + h * hd;
@@ -116,42 +121,56 @@ HK_AVX2 static void scores_avx2(const attn_ctx *c, const float *q, const float *
             for (int u = 0; u < 8; u++) acc[u] = _mm256_setzero_ps();
             for (int64_t d = 0; d < hd; d += 8) {
                 const __m256 qv = _mm256_loadu_ps(qh + d);
-                for (int u = 0; u < 8; u++)
-                    acc[u] = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k + (j + u) * kstride + d), acc[u]);
+                for (int u = 0; u < 8; u++) acc[u] = _mm256_fmadd_ps(qv, load8(k, (j + u) * kstride + d, F16), acc[u]);
             }
             _mm256_storeu_ps(s + h * BLOCK + j, _mm256_mul_ps(hsum8x8(acc), vscale));
         }
         for (; j < nb; j++) {
             __m256 acc = _mm256_setzero_ps();
-            for (int64_t d = 0; d < hd; d += 8)
-                acc = _mm256_fmadd_ps(_mm256_loadu_ps(qh + d), _mm256_loadu_ps(k + j * kstride + d), acc);
+            for (int64_t d = 0; d < hd; d += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(qh + d), load8(k, j * kstride + d, F16), acc);
             s[h * BLOCK + j] = hk_hsum8(acc) * c->scale;
         }
     }
 }
 
-HK_AVX2 static void accum_avx2(const attn_ctx *c, const float *p, const float *v, int64_t vstride, int64_t nb, float *acc) {
-    const int64_t hd = c->head_dim;
-    if (hd % 32) {
-        accum_scalar(c, p, v, vstride, nb, acc);
-        return;
-    }
-    for (int64_t h = 0; h < c->hpg; h++) {
-        const float *ph = p + h * BLOCK;
-        for (int64_t d = 0; d < hd; d += 32) {
-            float *a = acc + h * hd + d;
-            __m256 a0 = _mm256_loadu_ps(a), a1 = _mm256_loadu_ps(a + 8);
-            __m256 a2 = _mm256_loadu_ps(a + 16), a3 = _mm256_loadu_ps(a + 24);
-            for (int64_t j = 0; j < nb; j++) {
-                const __m256 pj = _mm256_broadcast_ss(ph + j);
-                const float *vj = v + j * vstride + d;
-                a0 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vj), a0);
-                a1 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vj + 8), a1);
-                a2 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vj + 16), a2);
-                a3 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vj + 24), a3);
+// acc[h] += Σ_j p[h][j] · v_j for NH heads at once, 16 dims per pass: each V element is loaded
+// (and converted) once for all NH heads.
+HK_AVX2 HK_INLINE void accum_heads(const float *p, const void *v, int64_t vstride, int64_t nb, int64_t hd,
+                                   float *acc, int NH, int F16) {
+    for (int64_t d = 0; d < hd; d += 16) {
+        __m256 a0[4], a1[4];
+        for (int h = 0; h < NH; h++) {
+            a0[h] = _mm256_loadu_ps(acc + h * hd + d);
+            a1[h] = _mm256_loadu_ps(acc + h * hd + d + 8);
+        }
+        for (int64_t j = 0; j < nb; j++) {
+            const __m256 v0 = load8(v, j * vstride + d, F16), v1 = load8(v, j * vstride + d + 8, F16);
+            for (int h = 0; h < NH; h++) {
+                const __m256 pj = _mm256_broadcast_ss(p + h * BLOCK + j);
+                a0[h] = _mm256_fmadd_ps(pj, v0, a0[h]);
+                a1[h] = _mm256_fmadd_ps(pj, v1, a1[h]);
             }
-            _mm256_storeu_ps(a, a0); _mm256_storeu_ps(a + 8, a1);
-            _mm256_storeu_ps(a + 16, a2); _mm256_storeu_ps(a + 24, a3);
+        }
+        for (int h = 0; h < NH; h++) {
+            _mm256_storeu_ps(acc + h * hd + d, a0[h]);
+            _mm256_storeu_ps(acc + h * hd + d + 8, a1[h]);
+        }
+    }
+}
+
+// hd a multiple of 16; heads in groups of up to four.
+HK_AVX2 HK_INLINE void accum_avx2(const attn_ctx *c, const float *p, const void *v, int64_t vstride, int64_t nb,
+                                  float *acc, int F16) {
+    const int64_t hd = c->head_dim;
+    for (int64_t h = 0; h < c->hpg; h += 4) {
+        const int64_t nh = c->hpg - h < 4 ? c->hpg - h : 4;
+        const float *ph = p + h * BLOCK;
+        float *ah = acc + h * hd;
+        switch (nh) {
+        case 4: accum_heads(ph, v, vstride, nb, hd, ah, 4, F16); break;
+        case 3: accum_heads(ph, v, vstride, nb, hd, ah, 3, F16); break;
+        case 2: accum_heads(ph, v, vstride, nb, hd, ah, 2, F16); break;
+        default: accum_heads(ph, v, vstride, nb, hd, ah, 1, F16); break;
         }
     }
 }
@@ -197,27 +216,27 @@ HK_AVX2 static void softmax_block_avx2(const attn_ctx *c, attn_work *w, int64_t 
 }
 #endif
 
-// Converts nb F16 rows (of head_dim, stride `stride` elements) to packed floats.
-#if HK_X86
-HK_AVX2 static void rows_to_f32_avx2(const uint16_t *src, int64_t stride, int64_t nb, int64_t hd, float *dst) {
-    for (int64_t j = 0; j < nb; j++, src += stride, dst += hd) {
-        int64_t d = 0;
-        for (; d + 8 <= hd; d += 8) _mm256_storeu_ps(dst + d, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + d))));
-        for (; d < hd; d++) dst[d] = hk_f16_to_f32(src[d]);
-    }
-}
-#endif
-
-static void rows_to_f32(int level, const uint16_t *src, int64_t stride, int64_t nb, int64_t hd, float *dst) {
-#if HK_X86
-    if (level >= HK_LEVEL_AVX2) {
-        rows_to_f32_avx2(src, stride, nb, hd, dst);
-        return;
-    }
-#endif
+// Converts nb F16 rows (of head_dim, stride `stride` elements) to packed floats (scalar path).
+static void rows_to_f32(const uint16_t *src, int64_t stride, int64_t nb, int64_t hd, float *dst) {
     for (int64_t j = 0; j < nb; j++)
         for (int64_t d = 0; d < hd; d++) dst[j * hd + d] = hk_f16_to_f32(src[j * stride + d]);
 }
+
+#if HK_X86
+// One block of positions on the AVX2 path, reading the cache directly.
+HK_AVX2 static void block_avx2(const attn_ctx *c, attn_work *w, const float *q, const void *k, const void *v,
+                               int64_t stride, int64_t nb) {
+    if (c->kv_type == HK_F16) {
+        scores_avx2(c, q, k, stride, nb, w->s, 1);
+        softmax_block_avx2(c, w, nb);
+        accum_avx2(c, w->s, v, stride, nb, w->acc, 1);
+    } else {
+        scores_avx2(c, q, k, stride, nb, w->s, 0);
+        softmax_block_avx2(c, w, nb);
+        accum_avx2(c, w->s, v, stride, nb, w->acc, 0);
+    }
+}
+#endif
 
 // ---- Items -----------------------------------------------------------------------------------------
 
@@ -243,32 +262,30 @@ static void run_item(attn_ctx *c, int tid, int64_t item) {
     for (int64_t h = 0; h < hpg; h++) { w.m[h] = -INFINITY; w.l[h] = 0.0f; }
 
     const float *q = qr->q + g * hpg * hd;
-    const int avx2 = c->level >= HK_LEVEL_AVX2;
+    const size_t esize = c->kv_type == HK_F16 ? 2 : 4;
+    // The AVX2 block kernels need head_dim % 16 == 0 (every common model); others run scalar.
+    const int avx2 = c->level >= HK_LEVEL_AVX2 && hd % 16 == 0;
     for (int64_t p = p0; p < p1; p += BLOCK) {
         const int64_t nb = p1 - p < BLOCK ? p1 - p : BLOCK;
-        const float *k, *v;
-        int64_t stride;
-        if (c->kv_type == HK_F16) {
-            rows_to_f32(c->level, (const uint16_t *)qr->k + p * row + g * hd, row, nb, hd, w.kf);
-            rows_to_f32(c->level, (const uint16_t *)qr->v + p * row + g * hd, row, nb, hd, w.vf);
-            k = w.kf; v = w.vf; stride = hd;
-        } else {
-            k = (const float *)qr->k + p * row + g * hd;
-            v = (const float *)qr->v + p * row + g * hd;
-            stride = row;
-        }
+        const void *k = (const uint8_t *)qr->k + (size_t)(p * row + g * hd) * esize;
+        const void *v = (const uint8_t *)qr->v + (size_t)(p * row + g * hd) * esize;
 #if HK_X86
         if (avx2) {
-            scores_avx2(c, q, k, stride, nb, w.s);
-            softmax_block_avx2(c, &w, nb);
-            accum_avx2(c, w.s, v, stride, nb, w.acc);
+            block_avx2(c, &w, q, k, v, row, nb);
             continue;
         }
 #endif
         (void)avx2;
-        scores_scalar(c, q, k, stride, nb, w.s);
+        const float *kf = k, *vf = v;
+        int64_t stride = row;
+        if (c->kv_type == HK_F16) {
+            rows_to_f32(k, row, nb, hd, w.kf);
+            rows_to_f32(v, row, nb, hd, w.vf);
+            kf = w.kf; vf = w.vf; stride = hd;
+        }
+        scores_scalar(c, q, kf, stride, nb, w.s);
         softmax_block_scalar(c, &w, nb);
-        accum_scalar(c, w.s, v, stride, nb, w.acc);
+        accum_scalar(c, w.s, vf, stride, nb, w.acc);
     }
 
     for (int64_t h = 0; h < hpg; h++) {

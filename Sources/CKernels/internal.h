@@ -106,7 +106,9 @@ HK_AVX2 static inline float hk_hsum8(__m256 v) {
 
 // ---- Pool internals --------------------------------------------------------------------------------
 
-// Runs fn(ctx, tid, nth) once on each of the pool's nth threads (tid 0 is the caller).
+// Runs fn(ctx, tid, nth) on the caller (tid 0) and on every worker that joins before the caller
+// has finished its own call (each tid at most once). fn must therefore hand out its work
+// dynamically (atomic counters), never assume all nth threads take part.
 typedef void (*hk_job_fn)(void *ctx, int tid, int nth);
 void hk_pool_run(hk_pool *pool, hk_job_fn fn, void *ctx);
 // Thread tid's private scratch, at least `bytes`, 64-byte aligned; valid until its next call.

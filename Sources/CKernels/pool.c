@@ -1,6 +1,11 @@
 // Thread pool: persistent workers, the caller participates as thread 0. An operation is published
 // by bumping a generation counter; workers spin on it for a short while (so back-to-back ops cost
 // ~1 µs to fork/join) and then sleep on a futex, so an idle pool burns no CPU.
+//
+// Workers *join* an operation while it is open and the caller closes it once its own share is
+// done, then waits only for the workers that joined. All jobs hand out work dynamically, so when
+// a worker is descheduled (more runnable threads than cores) the caller finishes without it
+// instead of waiting a time slice for it to check in.
 #include "internal.h"
 
 #include <pthread.h>
@@ -15,10 +20,13 @@
 #include <unistd.h>
 #endif
 
-// How long an idle worker spins before sleeping, and how long the caller spins on the join
-// before it starts yielding its core (matters when more threads than cores are runnable).
+// How long an idle worker spins before sleeping, and how long the caller spins on the join before
+// it sleeps too (short: when the cores are oversubscribed, spinning steals the time slice the
+// straggling worker needs).
 #define SPIN_NS 100000
-#define JOIN_SPIN_NS 200000
+#define JOIN_SPIN_NS 20000
+
+#define CLOSED 0x80000000u
 
 typedef struct {
     void *p;
@@ -45,7 +53,8 @@ struct hk_pool {
     _Alignas(64) _Atomic uint32_t gen;  // futex word: bumped once per operation
     _Atomic int sleepers;               // workers inside futex_wait (or about to be)
     _Atomic int stop;
-    _Alignas(64) _Atomic int pending;   // workers that have not finished the current operation
+    _Alignas(64) _Atomic uint32_t active;  // futex word: CLOSED bit | workers inside the operation
+    _Atomic int joiner_sleeps;             // the caller sleeps on `active`
 };
 
 static inline void cpu_relax(void) {
@@ -105,8 +114,14 @@ static void *worker_main(void *p) {
     for (;;) {
         seen = wait_for_work(pool, seen);
         if (atomic_load_explicit(&pool->stop, memory_order_acquire)) break;
+        // Join the open operation, if any (fn/ctx only change while it is closed and empty).
+        uint32_t a = atomic_load(&pool->active);
+        while (!(a & CLOSED) && !atomic_compare_exchange_weak(&pool->active, &a, a + 1)) {}
+        if (a & CLOSED) continue;
         pool->fn(pool->ctx, arg->tid, pool->n);
-        atomic_fetch_sub_explicit(&pool->pending, 1, memory_order_release);
+        // seq_cst decrement + flag read pair with the caller's flag store + re-read of active.
+        if (atomic_fetch_sub(&pool->active, 1) == (CLOSED | 1) && atomic_load(&pool->joiner_sleeps))
+            futex_wake_all(&pool->active);
     }
     return NULL;
 }
@@ -117,6 +132,7 @@ hk_pool *hk_pool_create(int n_threads) {
     if (!pool) return NULL;
     pool->n = n_threads;
     pool->level = hk_simd_level();
+    atomic_init(&pool->active, CLOSED);
     pool->scratch = calloc((size_t)n_threads, sizeof(scratch_slot));
     pool->threads = calloc((size_t)n_threads, sizeof(pthread_t));
     pool->args = calloc((size_t)n_threads, sizeof(worker_arg));
@@ -164,16 +180,21 @@ void hk_pool_run(hk_pool *pool, hk_job_fn fn, void *ctx) {
     }
     pool->fn = fn;
     pool->ctx = ctx;
-    atomic_store_explicit(&pool->pending, pool->n - 1, memory_order_relaxed);
-    atomic_fetch_add(&pool->gen, 1);  // seq_cst: publishes fn/ctx/pending (see wait_for_work)
+    atomic_store(&pool->active, 0);   // open
+    atomic_fetch_add(&pool->gen, 1);  // seq_cst: publishes fn/ctx (see wait_for_work)
     if (atomic_load(&pool->sleepers) > 0) futex_wake_all(&pool->gen);
     fn(ctx, 0, pool->n);
-    if (atomic_load_explicit(&pool->pending, memory_order_acquire) == 0) return;
+    uint32_t a = atomic_fetch_or(&pool->active, CLOSED) | CLOSED;
     const uint64_t start = now_ns();
-    for (unsigned it = 1; atomic_load_explicit(&pool->pending, memory_order_acquire) != 0; it++) {
+    for (unsigned it = 1; a != CLOSED; it++) {
         cpu_relax();
-        if ((it & 255) == 0 && now_ns() - start > JOIN_SPIN_NS) sched_yield();
+        if ((it & 255) == 0 && now_ns() - start > JOIN_SPIN_NS) break;
+        a = atomic_load_explicit(&pool->active, memory_order_acquire);
     }
+    if (a == CLOSED) return;
+    atomic_store(&pool->joiner_sleeps, 1);
+    while ((a = atomic_load(&pool->active)) != CLOSED) futex_wait(&pool->active, a);
+    atomic_store(&pool->joiner_sleeps, 0);
 }
 
 // Grows a buffer to at least `bytes` (64-byte aligned, contents not preserved).

@@ -96,4 +96,22 @@ struct KernelsAttentionTests {
             #expect((0..<n).allSatisfy { counts[$0] == 1 }, "n \(n)")
         }
     }
+
+    /// Thousands of tiny back-to-back operations: joins, closes and sleeps must never lose or
+    /// repeat an index, nor hang.
+    @Test("back-to-back tiny operations")
+    func backToBack() {
+        let pool = hk_pool_create(2)!
+        defer { hk_pool_destroy(pool) }
+        let n = 5, rounds = 3000
+        let counts = UnsafeMutablePointer<Int32>.allocate(capacity: n)
+        counts.initialize(repeating: 0, count: n)
+        defer { counts.deallocate() }
+        for _ in 0..<rounds {
+            hk_parallel_for(pool, Int64(n), { ctx, i in
+                ctx!.assumingMemoryBound(to: Int32.self)[Int(i)] += 1
+            }, counts)
+        }
+        #expect((0..<n).allSatisfy { counts[$0] == Int32(rounds) })
+    }
 }
