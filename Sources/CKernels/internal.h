@@ -96,6 +96,24 @@ void hk_dequantize_row_avx2(int type, const void *src, float *dst, int64_t n);
 #if HK_X86
 HK_AVX2 __m256 hk_exp8(__m256 x);
 
+// 32 nibbles → 32 bytes: low nibbles in bytes 0..15, high nibbles in 16..31 (ggml element order).
+HK_AVX2 static inline __m256i nibbles32(const uint8_t *qs) {
+    const __m128i t = _mm_loadu_si128((const __m128i *)qs);
+    const __m256i both = _mm256_insertf128_si256(_mm256_castsi128_si256(t), _mm_srli_epi16(t, 4), 1);
+    return _mm256_and_si256(both, _mm256_set1_epi8(0x0F));
+}
+
+// Bit i of the 32-bit mask → byte i = 0xFF when set (Q5 high bits).
+HK_AVX2 static inline __m256i bits32(uint32_t x) {
+    const __m256i shuf = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202,
+                                           0x0101010101010101, 0x0000000000000000);
+    __m256i bytes = _mm256_shuffle_epi8(_mm256_set1_epi32((int)x), shuf);
+    bytes = _mm256_or_si256(bytes, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe));
+    return _mm256_cmpeq_epi8(bytes, _mm256_set1_epi64x(-1));
+}
+
+HK_AVX2 static inline float f16(uint16_t h) { return _cvtsh_ss(h); }
+
 HK_AVX2 static inline float hk_hsum8(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));

@@ -200,22 +200,6 @@ static void rows_scalar(const mm_ctx *c, int64_t r0, int64_t r1) {
 // ---- x86 kernels -----------------------------------------------------------------------------------
 
 #if HK_X86
-HK_AVX2 static inline __m256i nibbles32(const uint8_t *qs) {
-    const __m128i t = _mm_loadu_si128((const __m128i *)qs);
-    const __m256i both = _mm256_insertf128_si256(_mm256_castsi128_si256(t), _mm_srli_epi16(t, 4), 1);
-    return _mm256_and_si256(both, _mm256_set1_epi8(0x0F));
-}
-
-HK_AVX2 static inline __m256i bits32(uint32_t x) {
-    const __m256i shuf = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202,
-                                           0x0101010101010101, 0x0000000000000000);
-    __m256i bytes = _mm256_shuffle_epi8(_mm256_set1_epi32((int)x), shuf);
-    bytes = _mm256_or_si256(bytes, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe));
-    return _mm256_cmpeq_epi8(bytes, _mm256_set1_epi64x(-1));
-}
-
-HK_AVX2 static inline float f16(uint16_t h) { return _cvtsh_ss(h); }
-
 #define KTARGET HK_AVX2
 #define KNAME(x) x##_avx2
 #define MUL_SUM(u, s) _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1))

@@ -247,23 +247,6 @@ static void dequantize_row_scalar(int type, const void *src, float *y, int64_t n
 // ---- AVX2 dequantization of the common formats (the prefill path dequantizes whole matrices) -----
 
 #if HK_X86
-// 32 nibbles → 32 bytes: low nibbles in bytes 0..15, high nibbles in 16..31 (ggml element order).
-HK_AVX2 static inline __m256i nibbles32(const uint8_t *qs) {
-    const __m128i t = _mm_loadu_si128((const __m128i *)qs);
-    const __m256i both = _mm256_insertf128_si256(_mm256_castsi128_si256(t), _mm_srli_epi16(t, 4), 1);
-    return _mm256_and_si256(both, _mm256_set1_epi8(0x0F));
-}
-
-// Bit i of the 32-bit mask → byte i = 0xFF when set.
-HK_AVX2 static inline __m256i bits32(uint32_t x) {
-    const __m256i shuf = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202,
-                                           0x0101010101010101, 0x0000000000000000);
-    __m256i bytes = _mm256_shuffle_epi8(_mm256_set1_epi32((int)x), shuf);
-    const __m256i bit = _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe);
-    bytes = _mm256_or_si256(bytes, bit);
-    return _mm256_cmpeq_epi8(bytes, _mm256_set1_epi64x(-1));
-}
-
 // Writes 32 int8 values times d plus m as floats.
 HK_AVX2 static inline void store_i8x32(float *y, __m256i q, __m256 d, __m256 m) {
     const __m128i lo = _mm256_castsi256_si128(q), hi = _mm256_extracti128_si256(q, 1);
@@ -306,31 +289,31 @@ HK_AVX2 static void dequantize_row_avx2(int type, const void *src, float *y, int
         case HK_Q4_0: {
             const block_q4_0 *b = (const block_q4_0 *)src + i;
             const __m256i q = _mm256_sub_epi8(nibbles32(b->qs), _mm256_set1_epi8(8));
-            store_i8x32(y, q, _mm256_set1_ps(F16(b->d)), zero);
+            store_i8x32(y, q, _mm256_set1_ps(f16(b->d)), zero);
             break;
         }
         case HK_Q4_1: {
             const block_q4_1 *b = (const block_q4_1 *)src + i;
-            store_i8x32(y, nibbles32(b->qs), _mm256_set1_ps(F16(b->d)), _mm256_set1_ps(F16(b->m)));
+            store_i8x32(y, nibbles32(b->qs), _mm256_set1_ps(f16(b->d)), _mm256_set1_ps(f16(b->m)));
             break;
         }
         case HK_Q5_0: {
             const block_q5_0 *b = (const block_q5_0 *)src + i;
             // Missing high bit means value - 16: OR in 0xF0 where the bit is clear.
             const __m256i hb = _mm256_andnot_si256(bits32(load_u32(b->qh)), _mm256_set1_epi8((char)0xF0));
-            store_i8x32(y, _mm256_or_si256(nibbles32(b->qs), hb), _mm256_set1_ps(F16(b->d)), zero);
+            store_i8x32(y, _mm256_or_si256(nibbles32(b->qs), hb), _mm256_set1_ps(f16(b->d)), zero);
             break;
         }
         case HK_Q5_1: {
             const block_q5_1 *b = (const block_q5_1 *)src + i;
             const __m256i hb = _mm256_and_si256(bits32(load_u32(b->qh)), _mm256_set1_epi8(0x10));
-            store_i8x32(y, _mm256_or_si256(nibbles32(b->qs), hb), _mm256_set1_ps(F16(b->d)),
-                        _mm256_set1_ps(F16(b->m)));
+            store_i8x32(y, _mm256_or_si256(nibbles32(b->qs), hb), _mm256_set1_ps(f16(b->d)),
+                        _mm256_set1_ps(f16(b->m)));
             break;
         }
         case HK_Q8_0: {
             const block_q8_0 *b = (const block_q8_0 *)src + i;
-            store_i8x32(y, _mm256_loadu_si256((const __m256i *)b->qs), _mm256_set1_ps(F16(b->d)), zero);
+            store_i8x32(y, _mm256_loadu_si256((const __m256i *)b->qs), _mm256_set1_ps(f16(b->d)), zero);
             break;
         }
         }
