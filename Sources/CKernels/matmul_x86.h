@@ -66,24 +66,30 @@ KTARGET HK_INLINE float KNAME(legacy_row1)(int type, const uint8_t *w, int64_t n
     return hk_hsum8(_mm256_add_ps(acc0, acc1)) + macc0 + macc1;
 }
 
-// One weight row · four interleaved activation rows. The four int32 dot vectors are reduced with
-// two rounds of hadd to one vector [t0 t1 t2 t3 | t0 t1 t2 t3], so the float conversion and the
+// One weight row · NG groups of four interleaved activation rows (NG = 1 or 2: the unpacked
+// block is shared by up to eight rows). Each group's four int32 dot vectors are reduced with two
+// rounds of hadd to one vector [t0 t1 t2 t3 | t0 t1 t2 t3], so the float conversion and the
 // scaling cost one instruction per block for all four rows.
-KTARGET HK_INLINE void KNAME(legacy_row4)(int type, const uint8_t *w, int64_t nb, const xq8x4 *x, float *out) {
-    __m256 acc = _mm256_setzero_ps();
-    __m128 macc = _mm_setzero_ps();
+KTARGET HK_INLINE void KNAME(legacy_rows4)(int type, const uint8_t *w, int64_t nb, const xq8x4 *x, int64_t gstride,
+                                           int NG, float *out) {
+    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+    __m128 macc[2] = {_mm_setzero_ps(), _mm_setzero_ps()};
     for (int64_t b = 0; b < nb; b++) {
         float d, m;
         const __m256i q = KNAME(legacy_unpack)(type, w, b, &d, &m);
-        const __m256i p0 = KNAME(legacy_dot)(type, q, x[b].qs[0]), p1 = KNAME(legacy_dot)(type, q, x[b].qs[1]);
-        const __m256i p2 = KNAME(legacy_dot)(type, q, x[b].qs[2]), p3 = KNAME(legacy_dot)(type, q, x[b].qs[3]);
-        const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(p0, p1), _mm256_hadd_epi32(p2, p3));
-        const __m256 dd = _mm256_mul_ps(_mm256_set1_ps(d), _mm256_broadcast_ps((const __m128 *)x[b].d));
-        acc = _mm256_fmadd_ps(dd, _mm256_cvtepi32_ps(h), acc);
-        if (type != HK_Q8_0) macc = _mm_fmadd_ps(_mm_set1_ps(m), _mm_loadu_ps(x[b].s), macc);
+        const __m256 vd = _mm256_set1_ps(d);
+        for (int g = 0; g < NG; g++) {
+            const xq8x4 *xb = x + g * gstride + b;
+            const __m256i p0 = KNAME(legacy_dot)(type, q, xb->qs[0]), p1 = KNAME(legacy_dot)(type, q, xb->qs[1]);
+            const __m256i p2 = KNAME(legacy_dot)(type, q, xb->qs[2]), p3 = KNAME(legacy_dot)(type, q, xb->qs[3]);
+            const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(p0, p1), _mm256_hadd_epi32(p2, p3));
+            const __m256 dd = _mm256_mul_ps(vd, _mm256_broadcast_ps((const __m128 *)xb->d));
+            acc[g] = _mm256_fmadd_ps(dd, _mm256_cvtepi32_ps(h), acc[g]);
+            if (type != HK_Q8_0) macc[g] = _mm_fmadd_ps(_mm_set1_ps(m), _mm_loadu_ps(xb->s), macc[g]);
+        }
     }
-    const __m128 r = _mm_add_ps(_mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1)), macc);
-    _mm_storeu_ps(out, r);
+    for (int g = 0; g < NG; g++)
+        _mm_storeu_ps(out + 4 * g, _mm_add_ps(_mm_add_ps(_mm256_castps256_ps128(acc[g]), _mm256_extractf128_ps(acc[g], 1)), macc[g]));
 }
 
 // T > 1: activation groups in slabs of LEGACY_SLAB (32 rows ≈ 20–50 KB, L1/L2-resident) outside
@@ -101,10 +107,12 @@ KTARGET HK_INLINE void KNAME(legacy_row4)(int type, const uint8_t *w, int64_t nb
             const int64_t g1 = g0 + LEGACY_SLAB < groups ? g0 + LEGACY_SLAB : groups;                \
             for (int64_t r = r0; r < r1; r++) {                                                      \
                 const uint8_t *w = c->W + r * c->row_bytes;                                          \
-                for (int64_t g = g0; g < g1; g++) {                                                  \
-                    float out[4];                                                                    \
-                    KNAME(legacy_row4)(TYPE, w, c->nb, c->xq4 + g * c->nb, out);                     \
-                    for (int64_t t = 4 * g; t < c->T && t < 4 * g + 4; t++)                          \
+                for (int64_t g = g0; g < g1; g += 2) {                                               \
+                    float out[8];                                                                    \
+                    const int ng = g + 1 < g1 ? 2 : 1;                                               \
+                    if (ng == 2) KNAME(legacy_rows4)(TYPE, w, c->nb, c->xq4 + g * c->nb, c->nb, 2, out); \
+                    else KNAME(legacy_rows4)(TYPE, w, c->nb, c->xq4 + g * c->nb, c->nb, 1, out);     \
+                    for (int64_t t = 4 * g; t < c->T && t < 4 * (g + ng); t++)                       \
                         c->Y[t * c->ys + r] = out[t - 4 * g];                                        \
                 }                                                                                    \
             }                                                                                        \
