@@ -10,6 +10,7 @@ public final class Model: Sendable {
     static let architectures: [String: ArchitectureTraits] = [
         "llama": .llama,
         "deci": .deci,
+        "qwen2": .qwen2,
     ]
 
     public static var supportedArchitectures: [String] { architectures.keys.sorted() }

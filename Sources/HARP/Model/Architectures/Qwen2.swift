@@ -1,0 +1,5 @@
+extension ArchitectureTraits {
+    /// Qwen2 (also Qwen2.5): the Llama graph with Q/K/V biases and NeoX RoPE (GGUF keeps the
+    /// checkpoint's rotate-half layout for this family).
+    static let qwen2 = ArchitectureTraits(ropeLayout: .neox, attentionBiases: true, defaultNormEpsilon: 1e-6)
+}
