@@ -134,7 +134,7 @@ public final class GGUFFile: @unchecked Sendable {  // immutable after init; the
                 throw r.error("tensor '\(name)' has unknown type \(typeCode)")
             }
             let offset = try r.read(UInt64.self)
-            guard offset < UInt64(r.size) else { throw r.error("tensor '\(name)' offset \(offset) is beyond the end of the file") }
+            guard offset < UInt64(r.size) else { throw r.error("tensor '\(name)' offset \(offset) is beyond the end of the file (\(r.size) bytes): truncated?") }
             raw.append(RawTensor(name: name, shape: shape, type: type, offset: Int(offset)))
         }
 
