@@ -59,6 +59,7 @@ float hk_bf16_to_f32(uint16_t h);
 typedef struct hk_pool hk_pool;
 
 // A pool of n_threads workers (the caller's thread counts as one). n_threads < 1 means 1.
+// Every function taking a pool needs a valid one (it also owns the kernels' scratch memory).
 // Workers spin briefly between operations and then sleep, so an idle pool costs no CPU.
 hk_pool *hk_pool_create(int n_threads);
 void hk_pool_destroy(hk_pool *pool);
@@ -114,7 +115,8 @@ typedef struct {
 } hk_attn_query;
 
 // For every query: out_h = softmax(scale · q_h · K_gᵀ [soft-capped]) · V_g, with g = h / (n_head / n_kv_head).
-// kv_type is HK_F32 or HK_F16. softcap ≤ 0 disables soft-capping (Gemma 2: score = c·tanh(score/c)).
+// kv_type is HK_F32 or HK_F16. softcap ≤ 0 disables soft-capping (Gemma 2: score = c·tanh(score/c),
+// applied to the scaled score). n_kv = 0 yields zeros.
 // Parallel over queries × heads (and over positions for long contexts) on the pool.
 void hk_attention(hk_pool *pool, const hk_attn_query *queries, int64_t n_queries,
                   int64_t n_head, int64_t n_kv_head, int64_t head_dim, int kv_type,
