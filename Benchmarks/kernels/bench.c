@@ -2,7 +2,8 @@
 //
 // matmul: weight GB/s at T = 1 and 8 (memory-bound decode; "cold" cycles through enough copies
 // of the matrix to defeat the 32 MB L3) and GFLOP/s at T = 512 (prefill), for 1 and 2 threads.
-// Also: pool fork/join cost and decode attention at depth 2048.
+// Also: pool fork/join cost, decode attention at depth 2048, and the matmuls of a whole
+// SmolLM2-135M step.
 #include "ckernels.h"
 
 #include <math.h>
@@ -83,6 +84,37 @@ static void bench_matmul(hk_pool *pool, int type, const char *name, int64_t rows
     free(Y);
 }
 
+// All matmuls of one SmolLM2-135M forward pass (30 layers of q/k/v/o/gate/up/down in `type`, tied
+// 49152-row output in `out_type`), distinct weights per layer as in the real model: an upper bound
+// on decode (T = 1) and batched-decode tokens/s from the matmuls alone.
+static void bench_model(hk_pool *pool, int type, int out_type, const char *name) {
+    enum { LAYERS = 30, D = 576, KV = 192, FF = 1536, VOCAB = 49152 };
+    const int64_t shapes[7][2] = {{D, D}, {KV, D}, {KV, D}, {D, D}, {FF, D}, {FF, D}, {D, FF}};
+    unsigned seed = 7;
+    void *w[LAYERS][7];
+    for (int l = 0; l < LAYERS; l++)
+        for (int m = 0; m < 7; m++) w[l][m] = make_weights(type, shapes[m][0], shapes[m][1], &seed);
+    void *out = make_weights(out_type, VOCAB, D, &seed);
+    const int64_t Tmax = 8;
+    float *X = malloc(sizeof(float) * Tmax * FF), *Y = malloc(sizeof(float) * Tmax * VOCAB);
+    for (int64_t i = 0; i < Tmax * FF; i++) X[i] = frand(&seed);
+    for (int T = 1; T <= Tmax; T *= 8) {
+        const double t = TIME_MEDIAN(5, 3, {
+            for (int l = 0; l < LAYERS; l++)
+                for (int m = 0; m < 7; m++)
+                    hk_matmul(pool, type, w[l][m], shapes[m][0], shapes[m][1], X, shapes[m][1], T, Y, shapes[m][0]);
+            hk_matmul(pool, out_type, out, VOCAB, D, X, D, T, Y, VOCAB);
+        });
+        printf("SmolLM2-135M matmuls %s T=%d thr=%d: %.2f ms/step = %.0f tokens/s\n", name, T, hk_pool_threads(pool),
+               t * 1e3, T / t);
+    }
+    for (int l = 0; l < LAYERS; l++)
+        for (int m = 0; m < 7; m++) free(w[l][m]);
+    free(out);
+    free(X);
+    free(Y);
+}
+
 static void nop_task(void *ctx, int64_t i) { (void)ctx; (void)i; }
 
 static void bench_attention(hk_pool *pool, int64_t depth) {
@@ -117,6 +149,8 @@ int main(int argc, char **argv) {
             bench_matmul(pool, HK_Q8_0, "Q8_0", 49152, 576);
         }
         bench_attention(pool, 2048);
+        bench_model(pool, HK_Q4_1, HK_Q8_0, "Q4_1");
+        bench_model(pool, HK_Q8_0, HK_Q8_0, "Q8_0");
         hk_pool_destroy(pool);
     }
     return 0;
