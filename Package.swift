@@ -17,8 +17,10 @@ let package = Package(
             cSettings: [.define("_GNU_SOURCE")],
             linkerSettings: [.linkedLibrary("openblas"), .linkedLibrary("pthread"), .linkedLibrary("m")]
         ),
-        .target(name: "HARP", dependencies: ["CKernels"]),
+        .target(name: "CSentencePiece", linkerSettings: [.linkedLibrary("sentencepiece")]),
+        .target(name: "HARP", dependencies: ["CKernels", "CSentencePiece"]),
         .executableTarget(name: "harp-run", dependencies: ["HARP"]),
         .testTarget(name: "HARPTests", dependencies: ["HARP", "CKernels"]),
-    ]
+    ],
+    cxxLanguageStandard: .cxx17
 )

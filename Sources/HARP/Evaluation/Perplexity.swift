@@ -14,8 +14,11 @@ public struct PerplexityResult: Sendable, Equatable {
 }
 
 public enum Perplexity {
-    /// Evaluates `tokens`; `progress(chunk, runningPPL)` is called after every window.
+    /// Evaluates `tokens`; `progress(chunk, runningPPL)` is called after every window. For a model
+    /// that adds BOS, llama.cpp tokenizes the text with BOS in front and also puts `bos` in place of
+    /// the first token of every window.
     public static func evaluate(_ transformer: Transformer, tokens: [Int32], context: Int, maxChunks: Int? = nil,
+                                bos: Int32? = nil,
                                 progress: (Int, Int, Double) -> Void = { _, _, _ in }) throws -> PerplexityResult {
         guard context >= 16 else { throw HARPError.invalidArgument("perplexity context must be at least 16 tokens, got \(context)") }
         let available = tokens.count / context
@@ -28,7 +31,8 @@ public enum Perplexity {
         let vocab = transformer.config.vocabularySize
         var sum = 0.0, sumSquares = 0.0, count = 0
         for chunk in 0..<chunks {
-            let window = Array(tokens[(chunk * context)..<((chunk + 1) * context)])
+            var window = Array(tokens[(chunk * context)..<((chunk + 1) * context)])
+            if let bos { window[0] = bos }
             var batch = Batch(tokens: window, startPosition: 0)
             batch.logitRows = Array(first..<(context - 1))
             let logits = try transformer.forward(batch, cache: cache)

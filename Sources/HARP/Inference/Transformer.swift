@@ -66,6 +66,25 @@ public final class Transformer: @unchecked Sendable {  // single-threaded use by
         guard batch.logitRows.allSatisfy({ $0 >= 0 && $0 < n }) else {
             throw HARPError.invalidRequest("logit row outside the batch")
         }
+        if config.layers.contains(where: { $0.slidingWindow != nil && $0.attention.needsKVCache }) {
+            try validateSlidingWindowHistory(batch, cache: cache)
+        }
+    }
+
+    /// Sliding-window layers keep only recent positions: each sequence's positions in a batch must
+    /// be consecutive, and the window of its first one must still be held.
+    private func validateSlidingWindowHistory(_ batch: Batch, cache: KVCache) throws {
+        var lastPosition: [Int: Int] = [:]
+        for (sequence, position) in zip(batch.sequences, batch.positions) {
+            if let previous = lastPosition[sequence] {
+                guard position == previous + 1 else {
+                    throw HARPError.invalidRequest("sequence \(sequence): position \(position) follows \(previous) in the batch; models with sliding-window attention need consecutive positions")
+                }
+            } else if let missing = cache.missingHistory(sequence: sequence, position: position) {
+                throw HARPError.invalidRequest("sequence \(sequence): position \(position) attends back to position \(missing.position), which the \(missing.window)-token sliding-window cache no longer holds; restart the sequence from position 0")
+            }
+            lastPosition[sequence] = position
+        }
     }
 
     // MARK: - Steps (public for the pruner, which replays layers from cached inputs)
@@ -182,21 +201,28 @@ public final class Transformer: @unchecked Sendable {  // single-threaded use by
         let attended = scratch.attended.reserve(t * qWidth)
         let queries = scratch.queries.reserve(t)
         if let cache, let slot = cache.slotOfLayer[layer] {
-            for i in 0..<t {
-                let s = batch.sequences[i], p = batch.positions[i]
-                hk_store_row(cache.type.kernelType, k + i * kvWidth, cache.keyRow(slot: slot, sequence: s, position: p), Int64(kvWidth))
-                hk_store_row(cache.type.kernelType, v + i * kvWidth, cache.valueRow(slot: slot, sequence: s, position: p), Int64(kvWidth))
+            // A sliding-window slot takes the batch in groups small enough not to move out
+            // positions the group's own queries read.
+            let groupRows = cache.rowsPerWrite(slot: slot, batchRows: t)
+            for start in stride(from: 0, to: t, by: groupRows) {
+                let rows = start..<min(start + groupRows, t)
+                if cache.isWindowBuffer(slot: slot) { prepareWindowWrite(rows, slot: slot, batch: batch, cache: cache) }
+                for i in rows {
+                    let s = batch.sequences[i], p = batch.positions[i]
+                    hk_store_row(cache.type.kernelType, k + i * kvWidth, cache.keyRow(slot: slot, sequence: s, position: p), Int64(kvWidth))
+                    hk_store_row(cache.type.kernelType, v + i * kvWidth, cache.valueRow(slot: slot, sequence: s, position: p), Int64(kvWidth))
+                }
+                for i in rows {
+                    let s = batch.sequences[i], p = batch.positions[i]
+                    let first = spec.slidingWindow.map { max(0, p - $0 + 1) } ?? 0
+                    queries[i] = hk_attn_query(q: q + i * qWidth, out: attended + i * qWidth,
+                                               k: cache.keyRow(slot: slot, sequence: s, position: first),
+                                               v: cache.valueRow(slot: slot, sequence: s, position: first),
+                                               n_kv: Int64(p - first + 1))
+                }
+                hk_attention(pool.raw, queries + rows.lowerBound, Int64(rows.count), Int64(heads), Int64(kvHeads), Int64(headDim),
+                             cache.type.kernelType, attentionScale(headDim), config.attentionSoftcap ?? 0)
             }
-            for i in 0..<t {
-                let s = batch.sequences[i], p = batch.positions[i]
-                let first = spec.slidingWindow.map { max(0, p - $0 + 1) } ?? 0
-                queries[i] = hk_attn_query(q: q + i * qWidth, out: attended + i * qWidth,
-                                           k: cache.keyRow(slot: slot, sequence: s, position: first),
-                                           v: cache.valueRow(slot: slot, sequence: s, position: first),
-                                           n_kv: Int64(p - first + 1))
-            }
-            hk_attention(pool.raw, queries, Int64(t), Int64(heads), Int64(kvHeads), Int64(headDim), cache.type.kernelType,
-                         attentionScale(headDim), config.attentionSoftcap ?? 0)
         } else {
             // No cache (calibration replays): each token attends to itself only.
             for i in 0..<t {
@@ -206,6 +232,18 @@ public final class Transformer: @unchecked Sendable {  // single-threaded use by
                          attentionScale(headDim), config.attentionSoftcap ?? 0)
         }
         matmul(w.output, attended, rows: t, into: out)
+    }
+
+    /// Moves each sequence's sliding-window buffer so the positions of `rows` fit behind their windows.
+    private func prepareWindowWrite(_ rows: Range<Int>, slot: Int, batch: Batch, cache: KVCache) {
+        var spans: [Int: ClosedRange<Int>] = [:]
+        for i in rows {
+            let p = batch.positions[i]
+            spans[batch.sequences[i]] = spans[batch.sequences[i]].map { min($0.lowerBound, p)...max($0.upperBound, p) } ?? p...p
+        }
+        for (sequence, span) in spans {
+            cache.prepareWindowWrite(slot: slot, sequence: sequence, first: span.lowerBound, last: span.upperBound)
+        }
     }
 
     private func attentionScale(_ headDim: Int) -> Float {

@@ -10,6 +10,8 @@ public final class Model: Sendable {
     static let architectures: [String: ArchitectureTraits] = [
         "llama": .llama,
         "deci": .deci,
+        "gemma2": .gemma2,
+        "gemma3": .gemma3,
         "qwen2": .qwen2,
     ]
 

@@ -13,10 +13,54 @@ public enum TokenizerLoader {
         case "gpt2":
             return try loadBPE(metadata: metadata, source: source)
         case "llama":
-            throw HARPError.tokenizer(
-                "\(source): SentencePiece tokenizers (tokenizer.ggml.model = 'llama') are not supported yet")
+            return try loadSentencePiece(metadata: metadata, source: source)
         default:
             throw HARPError.tokenizer("\(source): unsupported tokenizer.ggml.model '\(model)'")
+        }
+    }
+
+    /// llama.cpp's SPM vocabulary: pieces, scores and token types, with `add_space_prefix` and
+    /// `add_bos_token` defaulting to true.
+    private static func loadSentencePiece(metadata: [String: GGUFValue], source: String) throws -> SentencePieceTokenizer {
+        guard let tokens = metadata["tokenizer.ggml.tokens"]?.stringArray, !tokens.isEmpty else {
+            throw HARPError.tokenizer("\(source): tokenizer.ggml.tokens is missing or not a string array")
+        }
+        var scores = [Float](repeating: 0, count: tokens.count)
+        if let value = metadata["tokenizer.ggml.scores"] {
+            guard let values = value.floatArray, values.count == tokens.count else {
+                throw HARPError.tokenizer("\(source): tokenizer.ggml.scores is not an array of \(tokens.count) numbers")
+            }
+            scores = values
+        }
+        var types = [TokenType](repeating: .normal, count: tokens.count)
+        if let value = metadata["tokenizer.ggml.token_type"] {
+            guard let codes = value.intArray, codes.count == tokens.count else {
+                throw HARPError.tokenizer("\(source): tokenizer.ggml.token_type is not an array of \(tokens.count) integers")
+            }
+            types = codes.map { TokenType(rawValue: Int32(clamping: $0)) ?? .undefined }
+        }
+        let declaredUnknown = metadata["tokenizer.ggml.unknown_token_id"]?.intValue.flatMap { Int32(exactly: $0) }
+        guard let unknown = declaredUnknown ?? types.firstIndex(of: .unknown).map(Int32.init),
+              types.indices.contains(Int(unknown)) else {
+            throw HARPError.tokenizer("\(source): SentencePiece vocabulary without a valid unknown token (tokenizer.ggml.unknown_token_id)")
+        }
+        // libsentencepiece knows the unknown piece by its type.
+        types[Int(unknown)] = .unknown
+        let proto = SentencePieceModelProto(
+            pieces: tokens, scores: scores, types: types, unknownID: unknown,
+            addSpacePrefix: metadata["tokenizer.ggml.add_space_prefix"]?.boolValue ?? true)
+        let processor = try SentencePieceProcessor(serialized: proto.serialized(), source: source)
+
+        func id(_ key: String) -> Int32? {
+            metadata["tokenizer.ggml.\(key)_token_id"]?.intValue.flatMap { Int32(exactly: $0) }
+        }
+        do {
+            return try SentencePieceTokenizer(
+                processor: processor, types: types,
+                addBOS: metadata["tokenizer.ggml.add_bos_token"]?.boolValue ?? true,
+                specialTokenIDs: SpecialTokenIDs(bos: id("bos"), eos: id("eos"), eot: id("eot"), eom: id("eom")))
+        } catch HARPError.tokenizer(let reason) {
+            throw HARPError.tokenizer("\(source): \(reason)")
         }
     }
 

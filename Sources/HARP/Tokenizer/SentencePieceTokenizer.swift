@@ -1,0 +1,105 @@
+import Foundation
+
+/// A SentencePiece tokenizer (Gemma, Llama 2, Mistral) run by libsentencepiece, with llama.cpp's
+/// behaviour around it: special tokens are cut out of the text first (control tokens only with
+/// `parseSpecial`, user-defined ones always), and each stretch of ordinary text is encoded on its
+/// own, with the model's space prefix.
+public struct SentencePieceTokenizer: Tokenizer {
+    public let vocabularySize: Int
+    public let addBOS: Bool
+    /// Declared special tokens, completed by llama.cpp's text-based detection.
+    public let specialTokenIDs: SpecialTokenIDs
+    public let endOfGenerationIDs: Set<Int32>
+
+    public var bosID: Int32? { specialTokenIDs.bos }
+    public var eosID: Int32? { specialTokenIDs.eos }
+
+    private let processor: SentencePieceProcessor
+    private let types: [TokenType]
+    private let pieces: [[UInt8]]
+    private let idForText: [String: Int32]
+    private let specialTokens: SpecialTokenMatcher
+
+    /// Loads a SentencePiece `tokenizer.model` file. BOS is added by default, as SentencePiece
+    /// models expect.
+    public init(modelFile path: String, addBOS: Bool = true) throws {
+        let processor = try SentencePieceProcessor(file: path)
+        let count = Int32(processor.pieceCount)
+        try self.init(processor: processor, types: (0..<count).map(processor.type), addBOS: addBOS,
+                      specialTokenIDs: SpecialTokenIDs(bos: processor.bosID, eos: processor.eosID))
+    }
+
+    /// - Parameter types: the kind of every piece; authoritative over the processor's own view
+    ///   (which cannot tell user-defined pieces from normal ones).
+    init(processor: SentencePieceProcessor, types declaredTypes: [TokenType], addBOS: Bool,
+         specialTokenIDs: SpecialTokenIDs) throws {
+        let count = processor.pieceCount
+        guard count > 0, declaredTypes.count == count else {
+            throw HARPError.tokenizer("SentencePiece model has \(count) pieces and \(declaredTypes.count) token types")
+        }
+        let texts = (0..<Int32(count)).map(processor.piece)
+        var idForText: [String: Int32] = [:]
+        idForText.reserveCapacity(count)
+        for (id, text) in texts.enumerated() { idForText[text] = Int32(id) }
+        let resolution = EndOfGenerationRules.resolve(
+            declared: specialTokenIDs.restricted(toVocabularySize: count), idForText: idForText, types: declaredTypes)
+
+        self.vocabularySize = count
+        self.addBOS = addBOS
+        self.specialTokenIDs = resolution.ids
+        self.endOfGenerationIDs = resolution.endOfGeneration
+        self.processor = processor
+        self.types = resolution.types
+        self.pieces = zip(texts, resolution.types).map(Self.piece)
+        self.idForText = idForText
+        self.specialTokens = SpecialTokenMatcher(texts: texts, types: resolution.types)
+    }
+
+    public func encode(_ text: String, parseSpecial: Bool) -> [Int32] {
+        let utf8 = Array(text.utf8)
+        var output: [Int32] = []
+        for fragment in specialTokens.partition(utf8, parseSpecial: parseSpecial) {
+            switch fragment {
+            case .token(let id): output.append(id)
+            case .text(let range): output.append(contentsOf: processor.encode(utf8[range]))
+            }
+        }
+        return output
+    }
+
+    public func tokenPiece(_ id: Int32) -> [UInt8] {
+        pieces.indices.contains(Int(id)) ? pieces[Int(id)] : []
+    }
+
+    public func tokenType(_ id: Int32) -> TokenType {
+        types.indices.contains(Int(id)) ? types[Int(id)] : .undefined
+    }
+
+    public func tokenID(forText text: String) -> Int32? { idForText[text] }
+
+    /// The bytes a piece stands for: "▁" is a space, "<0xAB>" byte pieces are that byte.
+    private static func piece(_ text: String, _ type: TokenType) -> [UInt8] {
+        switch type {
+        case .normal: return Array(text.replacingOccurrences(of: "\u{2581}", with: " ").utf8)
+        case .byte:
+            guard text.hasPrefix("<0x"), text.hasSuffix(">"), let byte = UInt8(text.dropFirst(3).dropLast(), radix: 16) else { return [] }
+            return [byte]
+        case .control, .unknown, .userDefined: return Array(text.utf8)
+        case .undefined, .unused: return []
+        }
+    }
+}
+
+extension SpecialTokenIDs {
+    /// These ids with every id outside `0..<vocabularySize` removed.
+    func restricted(toVocabularySize vocabularySize: Int) -> SpecialTokenIDs {
+        var result = self
+        let roles: [WritableKeyPath<SpecialTokenIDs, Int32?>] = [
+            \.bos, \.eos, \.eot, \.eom, \.fimPrefix, \.fimSuffix, \.fimMiddle, \.fimPad, \.fimRepository, \.fimSeparator,
+        ]
+        for role in roles {
+            if let id = result[keyPath: role], !(0..<vocabularySize).contains(Int(id)) { result[keyPath: role] = nil }
+        }
+        return result
+    }
+}
