@@ -9,7 +9,9 @@ let package = Package(
     name: "HARP",
     products: [
         .library(name: "HARP", targets: ["HARP"]),
+        .library(name: "HARPPrune", targets: ["HARPPrune"]),
         .executable(name: "harp-run", targets: ["harp-run"]),
+        .executable(name: "harp-prune", targets: ["harp-prune"]),
     ],
     targets: [
         .target(
@@ -19,8 +21,12 @@ let package = Package(
         ),
         .target(name: "CSentencePiece", linkerSettings: [.linkedLibrary("sentencepiece")]),
         .target(name: "HARP", dependencies: ["CKernels", "CSentencePiece"]),
-        .executableTarget(name: "harp-run", dependencies: ["HARP"]),
+        .target(name: "HARPPrune", dependencies: ["HARP", "CKernels"]),
+        .target(name: "HARPCommandLine", dependencies: ["HARP"]),
+        .executableTarget(name: "harp-run", dependencies: ["HARP", "HARPCommandLine"]),
+        .executableTarget(name: "harp-prune", dependencies: ["HARPPrune", "HARPCommandLine"]),
         .testTarget(name: "HARPTests", dependencies: ["HARP", "CKernels"]),
+        .testTarget(name: "HARPPruneTests", dependencies: ["HARPPrune", "HARP"]),
     ],
     cxxLanguageStandard: .cxx17
 )

@@ -1,5 +1,6 @@
 import Foundation
 import HARP
+import HARPCommandLine
 
 enum TokenizeCommand {
     static let spec = CommandSpec(

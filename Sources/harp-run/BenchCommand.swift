@@ -1,5 +1,6 @@
 import Foundation
 import HARP
+import HARPCommandLine
 
 /// `harp-run bench`: llama-bench-style prompt-processing and generation speed.
 enum BenchCommand {

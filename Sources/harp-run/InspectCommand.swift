@@ -1,5 +1,6 @@
 import Foundation
 import HARP
+import HARPCommandLine
 
 enum InspectCommand {
     static let spec = CommandSpec(

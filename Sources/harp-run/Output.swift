@@ -1,5 +1,6 @@
 import Foundation
 import HARP
+import HARPCommandLine
 
 /// Unbuffered terminal output: streamed tokens must appear as they are produced.
 enum Output {

@@ -1,5 +1,6 @@
 import Foundation
 import HARP
+import HARPCommandLine
 
 /// `harp-run COMMAND [options]`: the command-line front end of the HARP runtime.
 let commands: [(spec: CommandSpec, run: (ParsedArguments) throws -> Void)] = [

@@ -8,14 +8,21 @@ public protocol ForwardObserver: AnyObject {
     func layerInput(_ layer: Int, hidden: UnsafeBufferPointer<Float>, rows: Int)
     /// The normalised input of the attention block (T × d).
     func attentionInput(_ layer: Int, normed: UnsafeBufferPointer<Float>, rows: Int)
+    /// The input of the attention output projection of a full-attention layer: each head's
+    /// attended values (T × heads·headDim).
+    func attentionValues(_ layer: Int, attended: UnsafeBufferPointer<Float>, rows: Int)
     /// The input of the MLP down projection, after the gate activation (T × ffnWidth).
     func ffnHidden(_ layer: Int, hidden: UnsafeBufferPointer<Float>, rows: Int)
+    /// The residual stream leaving layer `layer` (T × d).
+    func layerOutput(_ layer: Int, hidden: UnsafeBufferPointer<Float>, rows: Int)
 }
 
 extension ForwardObserver {
     public func layerInput(_ layer: Int, hidden: UnsafeBufferPointer<Float>, rows: Int) {}
     public func attentionInput(_ layer: Int, normed: UnsafeBufferPointer<Float>, rows: Int) {}
+    public func attentionValues(_ layer: Int, attended: UnsafeBufferPointer<Float>, rows: Int) {}
     public func ffnHidden(_ layer: Int, hidden: UnsafeBufferPointer<Float>, rows: Int) {}
+    public func layerOutput(_ layer: Int, hidden: UnsafeBufferPointer<Float>, rows: Int) {}
 }
 
 /// The decoder forward pass over a batch of tokens, layer by layer, following each layer's
@@ -119,7 +126,7 @@ public final class Transformer: @unchecked Sendable {  // single-threaded use by
             switch spec.attention {
             case .full(let heads, let kvHeads, let headDim):
                 fullAttention(layer: layer, w: w, heads: heads, kvHeads: kvHeads, headDim: headDim,
-                              spec: spec, input: xn, output: out, batch: batch, cache: cache)
+                              spec: spec, input: xn, output: out, batch: batch, cache: cache, observer: observer)
             case .valueOnly(let kvHeads, let headDim):
                 // Each token attends only to itself: softmax over one score is 1, so the block is W_O′·W_V·x.
                 let v = scratch.v.reserve(t * kvHeads * headDim)
@@ -153,6 +160,7 @@ public final class Transformer: @unchecked Sendable {  // single-threaded use by
             if let post = w.postFFNNorm { hk_rmsnorm(out, post, out, Int64(d), Int64(t), config.normEpsilon) }
             hk_axpy(1, out, x, Int64(t * d))
         }
+        observer?.layerOutput(layer, hidden: UnsafeBufferPointer(hidden), rows: t)
     }
 
     /// Final norm and LM head for the given rows of the residual stream.
@@ -178,7 +186,7 @@ public final class Transformer: @unchecked Sendable {  // single-threaded use by
 
     private func fullAttention(layer: Int, w: LayerWeights, heads: Int, kvHeads: Int, headDim: Int, spec: LayerSpec,
                                input xn: UnsafeMutablePointer<Float>, output out: UnsafeMutablePointer<Float>,
-                               batch: Batch, cache: KVCache?) {
+                               batch: Batch, cache: KVCache?, observer: ForwardObserver?) {
         let t = batch.count
         let qWidth = heads * headDim, kvWidth = kvHeads * headDim
         let q = scratch.q.reserve(t * qWidth), k = scratch.k.reserve(t * kvWidth), v = scratch.v.reserve(t * kvWidth)
@@ -231,6 +239,7 @@ public final class Transformer: @unchecked Sendable {  // single-threaded use by
             hk_attention(pool.raw, queries, Int64(t), Int64(heads), Int64(kvHeads), Int64(headDim), Int32(HK_F32.rawValue),
                          attentionScale(headDim), config.attentionSoftcap ?? 0)
         }
+        observer?.attentionValues(layer, attended: UnsafeBufferPointer(start: attended, count: t * qWidth), rows: t)
         matmul(w.output, attended, rows: t, into: out)
     }
 

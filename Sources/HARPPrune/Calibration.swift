@@ -1,0 +1,140 @@
+import CKernels
+import Foundation
+import HARP
+
+/// Token windows cut from a calibration text at seeded random offsets (as FLAP and Wanda sample
+/// WikiText-2), all of the same length.
+///
+/// Calibration perplexity scores each window like llama.cpp's perplexity protocol: only the
+/// second half is scored (the targets of positions `length/2 ..< length-1`), so every scored token
+/// has at least half a window of history. Those rows are also the only ones the α search replays.
+public struct CalibrationSet: Sendable {
+    public let windows: [[Int32]]
+    public let windowLength: Int
+    /// Where the text came from, for reports.
+    public let source: String
+
+    public init(windows: [[Int32]], source: String) throws {
+        guard let length = windows.first?.count else { throw HARPError.invalidArgument("\(source): no calibration windows") }
+        guard length >= 8 else { throw HARPError.invalidArgument("calibration windows must be at least 8 tokens, got \(length)") }
+        guard windows.allSatisfy({ $0.count == length }) else {
+            throw HARPError.invalidArgument("\(source): calibration windows differ in length")
+        }
+        self.windows = windows
+        self.windowLength = length
+        self.source = source
+    }
+
+    /// Tokenizes the text file at `path` and cuts `count` windows of `length` tokens.
+    public static func load(path: String, tokenizer: any Tokenizer, count: Int, length: Int, seed: UInt64) throws -> CalibrationSet {
+        guard count > 0 else { throw HARPError.invalidArgument("the number of calibration windows must be positive, got \(count)") }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw HARPError.io(path: path, reason: "cannot read the calibration file")
+        }
+        let text = String(decoding: data, as: UTF8.self)
+        guard !text.allSatisfy(\.isWhitespace) else { throw HARPError.io(path: path, reason: "the calibration file is empty") }
+        let tokens = tokenizer.encode(text, parseSpecial: false)
+        guard tokens.count > length else {
+            throw HARPError.invalidArgument("\(path): the calibration text has \(tokens.count) tokens, fewer than one window of \(length) + 1")
+        }
+        var random = SplitMix64(seed: seed)
+        let windows = (0..<count).map { _ -> [Int32] in
+            let start = Int.random(in: 0...(tokens.count - length - 1), using: &random)
+            return Array(tokens[start..<(start + length)])
+        }
+        return try CalibrationSet(windows: windows, source: path)
+    }
+
+    /// Positions of a window whose next token is scored.
+    public var scoredPositions: Range<Int> { (windowLength / 2)..<(windowLength - 1) }
+
+    /// Scored rows over all windows (window-major).
+    public var scoredRowCount: Int { windows.count * scoredPositions.count }
+
+    /// The next token of every scored row, window-major.
+    public var scoredTargets: [Int32] {
+        windows.flatMap { w in scoredPositions.map { w[$0 + 1] } }
+    }
+
+    public var tokenCount: Int { windows.count * windowLength }
+}
+
+/// A small seeded generator (SplitMix64) so a calibration set is reproducible from its seed.
+struct SplitMix64: RandomNumberGenerator {
+    private var state: UInt64
+    init(seed: UInt64) { state = seed }
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+/// Runs calibration windows through the runtime's forward pass, several windows per batch as
+/// separate sequences, and returns the calibration perplexity.
+enum CalibrationPass {
+    /// Windows batched into one forward pass (≈512 tokens, where the prefill GEMM is efficient).
+    static func windowsPerBatch(_ calibration: CalibrationSet) -> Int { max(1, 512 / calibration.windowLength) }
+
+    /// `observer` sees each batch's rows in window-major order, windows in calibration order.
+    static func perplexity(_ transformer: Transformer, calibration: CalibrationSet, observer: ForwardObserver? = nil,
+                           progress: (Int, Int) -> Void = { _, _ in }) throws -> Double {
+        let length = calibration.windowLength
+        let perBatch = windowsPerBatch(calibration)
+        let cache = try KVCache(config: transformer.config, sequences: perBatch, contextLength: length, type: .f32)
+        let vocab = transformer.config.vocabularySize
+        var loss = NextTokenLoss()
+        var done = 0
+        while done < calibration.windows.count {
+            let windows = calibration.windows[done..<min(done + perBatch, calibration.windows.count)]
+            var batch = Batch()
+            var targets: [Int32] = []
+            for (sequence, window) in windows.enumerated() {
+                for (position, token) in window.enumerated() {
+                    let scored = calibration.scoredPositions.contains(position)
+                    batch.append(token: token, position: position, sequence: sequence, wantLogits: scored)
+                    if scored { targets.append(window[position + 1]) }
+                }
+            }
+            var logits = try transformer.forward(batch, cache: cache, observer: observer)
+            loss.add(logits: &logits, vocabularySize: vocab, targets: targets)
+            done += windows.count
+            progress(done, calibration.windows.count)
+        }
+        return loss.perplexity
+    }
+}
+
+/// Accumulates next-token negative log-likelihoods.
+struct NextTokenLoss {
+    private(set) var sum = 0.0
+    private(set) var count = 0
+
+    var mean: Double { count > 0 ? sum / Double(count) : 0 }
+    var perplexity: Double { exp(mean) }
+
+    /// Adds rows of `logits` (rows × vocabularySize, overwritten by their softmax) with their targets.
+    mutating func add(logits: inout [Float], vocabularySize vocab: Int, targets: [Int32]) {
+        logits.withUnsafeMutableBufferPointer { buffer in
+            guard let base = buffer.baseAddress else { return }
+            for (row, target) in targets.enumerated() {
+                sum += Self.negativeLogLikelihood(base + row * vocab, count: vocab, target: Int(target))
+            }
+        }
+        count += targets.count
+    }
+
+    /// −log softmax(x)[target] with the kernels' vectorised softmax (the α search scores ~10⁹
+    /// logits). Exact even when the target's probability underflows: the largest logit's
+    /// probability is 1/Σ, so −log p(target) = −log p(max) + x[max] − x[target].
+    static func negativeLogLikelihood(_ x: UnsafeMutablePointer<Float>, count n: Int, target: Int) -> Double {
+        var top = 0
+        for i in 1..<n where x[i] > x[top] { top = i }
+        let gap = Double(x[top]) - Double(x[target])
+        hk_softmax(x, Int64(n))
+        return -log(Double(x[top])) + gap
+    }
+}

@@ -1,0 +1,126 @@
+import HARP
+
+extension ModelEditor {
+    /// Turns full-attention `layer` into HARP's value-only form: Q, K (and RoPE, softmax) removed,
+    /// `W_O′ = α · W_O · R` where R sums the query heads of each KV group (the GQA repeat), so
+    /// W_O′ is d × kvHeads·headDim. With a post-attention norm (Gemma) α scales that norm's weight
+    /// instead, since the norm would cancel a scale inside it. α = 0 removes the block.
+    mutating func makeValueOnly(_ layer: Int, alpha: Float, groupedOutput: [Float]) throws {
+        guard alpha != 0 else { return removeAttention(layer) }
+        guard case .full(_, let kvHeads, let headDim) = source.config.layers[layer].attention,
+              let output = source.weights.layers[layer].output else {
+            throw HARPError.invalidArgument("layer \(layer) is not a dense full-attention layer; harp-prune needs a dense model")
+        }
+        var w = source.weights.layers[layer]
+        let kvWidth = kvHeads * headDim
+        let scaled = w.postAttentionNorm == nil ? groupedOutput.map { $0 * alpha } : groupedOutput
+        w.postAttentionNorm = w.postAttentionNorm.map { norm in norm.map { $0 * alpha } }
+        w.output = try matrix(like: output, rows: output.rows, cols: kvWidth, floats: scaled)
+        w.query = nil; w.key = nil; w.queryBias = nil; w.keyBias = nil; w.queryNorm = nil; w.keyNorm = nil
+        layers[layer] = w
+        specs[layer].attention = .valueOnly(kvHeads: kvHeads, headDim: headDim)
+    }
+}
+
+enum HARPFolding {
+    /// W_O · R: the column blocks of W_O (d × heads·headDim) that share a KV head, summed
+    /// (d × kvHeads·headDim). Each token attends only to itself, so every query head of a group
+    /// outputs that group's value row, and the heads' W_O blocks can be added.
+    static func groupedOutput(_ output: WeightMatrix, heads: Int, kvHeads: Int, headDim: Int) -> [Float] {
+        let wo = output.floats()
+        let d = output.rows, groupSize = heads / kvHeads, kvWidth = kvHeads * headDim
+        var folded = [Float](repeating: 0, count: d * kvWidth)
+        for r in 0..<d {
+            for h in 0..<heads {
+                let from = r * heads * headDim + h * headDim, to = r * kvWidth + (h / groupSize) * headDim
+                for i in 0..<headDim { folded[to + i] += wo[from + i] }
+            }
+        }
+        return folded
+    }
+}
+
+/// HARP's greedy α search, top layer first: for each searched layer and each α of the grid, the
+/// candidate model (layers above already fixed) is scored by the runtime on the calibration rows,
+/// starting from the cached dense input of that layer. Layers below a searched layer are still
+/// dense and unchanged, so they are never re-run; each candidate costs the layers from the searched
+/// one to the top plus the LM head, over the scored rows only.
+struct HARPSearch {
+    /// Searched layers, top first.
+    let layers: [Int]
+    let grid: [Float]
+    let pool: ComputePool
+
+    struct Result {
+        var editor: ModelEditor
+        /// α chosen for each searched layer, in `layers` order.
+        var alphas: [Float]
+        /// Calibration perplexity of every grid value, per searched layer.
+        var perplexities: [[Double]]
+    }
+
+    func run(_ editor: ModelEditor, inputs: [Int: [Float]], targets: [Int32],
+             progress: (Int, Int) -> Void) throws -> Result {
+        var current = editor
+        var alphas: [Float] = [], perplexities: [[Double]] = []
+        let total = layers.count * grid.count
+        for layer in layers {
+            guard case .full(let heads, let kvHeads, let headDim) = editor.source.config.layers[layer].attention,
+                  let output = editor.source.weights.layers[layer].output else {
+                throw HARPError.invalidArgument("layer \(layer) is not a dense full-attention layer; harp-prune needs a dense model")
+            }
+            guard let input = inputs[layer] else { throw HARPError.invalidArgument("internal: no cached input for layer \(layer)") }
+            let grouped = HARPFolding.groupedOutput(output, heads: heads, kvHeads: kvHeads, headDim: headDim)
+            var best: (ppl: Double, editor: ModelEditor, alpha: Float)?
+            var row: [Double] = []
+            for alpha in grid {
+                var candidate = current
+                try candidate.makeValueOnly(layer, alpha: alpha, groupedOutput: grouped)
+                let ppl = try Replay.perplexity(candidate.build(), from: layer, input: input, targets: targets, pool: pool)
+                row.append(ppl)
+                if best.map({ ppl < $0.ppl }) ?? true { best = (ppl, candidate, alpha) }
+                progress(alphas.count * grid.count + row.count, total)
+            }
+            guard let best else { throw HARPError.invalidArgument("the α grid is empty") }
+            current = best.editor
+            alphas.append(best.alpha)
+            perplexities.append(row)
+        }
+        return Result(editor: current, alphas: alphas, perplexities: perplexities)
+    }
+}
+
+/// Scores a model from a cached residual stream: runs layers `layer...` and the LM head on rows
+/// that are independent tokens. Valid only when no replayed layer mixes tokens (no full
+/// attention at or above `layer`), which holds for the layers HARP has pruned.
+enum Replay {
+    static let rowsPerChunk = 256
+
+    static func perplexity(_ model: Model, from layer: Int, input: [Float], targets: [Int32], pool: ComputePool) throws -> Double {
+        let config = model.config
+        let d = config.embeddingLength
+        guard input.count == targets.count * d else {
+            throw HARPError.invalidArgument("internal: \(input.count) cached values for \(targets.count) rows of \(d)")
+        }
+        if let mixing = (layer..<config.layerCount).first(where: { config.layers[$0].attention.needsKVCache }) {
+            throw HARPError.invalidArgument("internal: cannot replay from layer \(layer): layer \(mixing) still has full attention")
+        }
+        let transformer = Transformer(model: model, pool: pool)
+        var loss = NextTokenLoss()
+        var hidden = [Float](repeating: 0, count: rowsPerChunk * d)
+        var start = 0
+        while start < targets.count {
+            let rows = min(rowsPerChunk, targets.count - start)
+            hidden.replaceSubrange(0..<(rows * d), with: input[(start * d)..<((start + rows) * d)])
+            let batch = Batch(tokens: Array(repeating: 0, count: rows), startPosition: 0, allLogits: true)
+            var logits = hidden.withUnsafeMutableBufferPointer { buffer -> [Float] in
+                let view = UnsafeMutableBufferPointer(rebasing: buffer[0..<(rows * d)])
+                for l in layer..<config.layerCount { transformer.runLayer(l, hidden: view, batch: batch, cache: nil) }
+                return transformer.logits(hidden: view, rows: Array(0..<rows))
+            }
+            loss.add(logits: &logits, vocabularySize: config.vocabularySize, targets: Array(targets[start..<(start + rows)]))
+            start += rows
+        }
+        return loss.perplexity
+    }
+}

@@ -1,0 +1,126 @@
+import Foundation
+import HARP
+
+/// What a pruning run did, for the markdown and JSON reports.
+public struct PruneReport: Codable, Sendable {
+    public struct Layer: Codable, Sendable {
+        public var index: Int
+        public var attention: String
+        public var heads: Int
+        public var kvHeads: Int
+        public var ffnWidth: Int
+        /// HARP's α for searched layers.
+        public var alpha: Float?
+    }
+
+    public struct Totals: Codable, Sendable {
+        public var parameters: Int
+        public var weightBytes: Int
+        public var attentionParameters: Int
+        public var mlpParameters: Int
+        /// K and V bytes per token with an F16 cache.
+        public var kvBytesPerToken: Int
+        public var calibrationPerplexity: Double
+    }
+
+    public var method: String
+    public var sourceModel: String
+    public var calibrationSource: String
+    public var calibrationWindows: Int
+    public var calibrationWindowLength: Int
+    public var mlpRatio: Float
+    public var alphaGrid: [Float]
+    /// Searched layers, top first, and the calibration perplexity of each grid value.
+    public var searchedLayers: [Int]
+    public var searchPerplexities: [[Double]]
+    public var removedLayers: [Int]
+    public var layers: [Layer]
+    public var before: Totals
+    public var after: Totals
+    /// Seconds per phase, in order, the last being the total.
+    public var timings: [String: Double]
+    public var phases: [String]
+
+    init(method: PruneMethod, options: PruneOptions, source: Model, pruned: Model, calibration: CalibrationSet,
+         alphas: [Int: Float], alphaGrid: [Float], searchPerplexities: [[Double]], searchedLayers: [Int], removedLayers: [Int],
+         densePerplexity: Double, prunedPerplexity: Double, timings: [(String, Double)]) {
+        self.method = method.rawValue
+        sourceModel = source.path
+        calibrationSource = calibration.source
+        calibrationWindows = calibration.windows.count
+        calibrationWindowLength = calibration.windowLength
+        mlpRatio = options.mlpRatio
+        self.alphaGrid = alphaGrid
+        self.searchedLayers = searchedLayers
+        self.searchPerplexities = searchPerplexities
+        self.removedLayers = removedLayers
+        layers = pruned.config.layers.enumerated().map { index, spec in
+            let (heads, kvHeads): (Int, Int)
+            switch spec.attention {
+            case .full(let h, let kv, _): (heads, kvHeads) = (h, kv)
+            case .valueOnly(let kv, _): (heads, kvHeads) = (0, kv)
+            case .linear, .none: (heads, kvHeads) = (0, 0)
+            }
+            return Layer(index: index, attention: spec.attention.name, heads: heads, kvHeads: kvHeads,
+                         ffnWidth: spec.ffnWidth, alpha: alphas[index])
+        }
+        before = Self.totals(source, perplexity: densePerplexity)
+        after = Self.totals(pruned, perplexity: prunedPerplexity)
+        self.timings = Dictionary(timings, uniquingKeysWith: { $1 })
+        phases = timings.map(\.0)
+    }
+
+    static func totals(_ model: Model, perplexity: Double) -> Totals {
+        let s = ModelSummary(model)
+        return Totals(parameters: s.parameters, weightBytes: s.weightBytes, attentionParameters: s.attentionParameters,
+                      mlpParameters: s.mlpParameters, kvBytesPerToken: model.config.kvBytesPerToken(elementBytes: 2),
+                      calibrationPerplexity: perplexity)
+    }
+
+    /// α per searched layer, top layer first (the order the paper lists them).
+    public var alphasTopFirst: [Float] { searchedLayers.compactMap { l in layers.first { $0.index == l }?.alpha ?? 0 } }
+
+    public func json() throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return try encoder.encode(self)
+    }
+
+    public var markdown: String {
+        func mib(_ bytes: Int) -> String { String(format: "%.2f MiB", Double(bytes) / 1_048_576) }
+        func millions(_ n: Int) -> String { String(format: "%.2f M", Double(n) / 1e6) }
+        func change(_ a: Int, _ b: Int) -> String { a == 0 ? "" : String(format: " (%.1f%%)", 100 * Double(b) / Double(a)) }
+        var lines = ["# harp-prune report: \(method)", "",
+                     "- source: `\(sourceModel)`",
+                     "- calibration: `\(calibrationSource)`, \(calibrationWindows) windows × \(calibrationWindowLength) tokens "
+                     + "(perplexity over the second half of each window)"]
+        if mlpRatio > 0 { lines.append("- FLAP MLP ratio: \(mlpRatio)") }
+        if !searchedLayers.isEmpty {
+            lines.append("- α (top layer first, layers \(searchedLayers.map(String.init).joined(separator: ", "))): "
+                         + "[\(alphasTopFirst.map { String(format: "%.1f", $0) }.joined(separator: ", "))]")
+        }
+        if !removedLayers.isEmpty { lines.append("- removed layers: \(removedLayers.map(String.init).joined(separator: ", "))") }
+        lines += ["", "| | before | after |", "|---|---|---|",
+                  "| parameters | \(millions(before.parameters)) | \(millions(after.parameters))\(change(before.parameters, after.parameters)) |",
+                  "| attention parameters | \(millions(before.attentionParameters)) | \(millions(after.attentionParameters))\(change(before.attentionParameters, after.attentionParameters)) |",
+                  "| MLP parameters | \(millions(before.mlpParameters)) | \(millions(after.mlpParameters))\(change(before.mlpParameters, after.mlpParameters)) |",
+                  "| weight bytes | \(mib(before.weightBytes)) | \(mib(after.weightBytes))\(change(before.weightBytes, after.weightBytes)) |",
+                  "| KV bytes per token (F16) | \(before.kvBytesPerToken) | \(after.kvBytesPerToken)\(change(before.kvBytesPerToken, after.kvBytesPerToken)) |",
+                  String(format: "| calibration perplexity | %.4f | %.4f |", before.calibrationPerplexity, after.calibrationPerplexity),
+                  "", "| layer | attention | heads | KV heads | FFN | α |", "|---|---|---|---|---|---|"]
+        for l in layers {
+            lines.append("| \(l.index) | \(l.attention) | \(l.heads) | \(l.kvHeads) | \(l.ffnWidth) | \(l.alpha.map { String(format: "%.1f", $0) } ?? "") |")
+        }
+        if !searchedLayers.isEmpty {
+            lines += ["", "α search (calibration perplexity per grid value):", "",
+                      "| layer | " + alphaGrid.map { String(format: "%.2g", $0) }.joined(separator: " | ") + " |",
+                      "|---|" + String(repeating: "---|", count: alphaGrid.count)]
+            for (layer, row) in zip(searchedLayers, searchPerplexities) {
+                lines.append("| \(layer) | " + row.map { String(format: "%.3f", $0) }.joined(separator: " | ") + " |")
+            }
+        }
+        lines += ["", "| phase | seconds |", "|---|---|"]
+        for p in phases { lines.append("| \(p) | " + String(format: "%.1f |", timings[p] ?? 0)) }
+        return lines.joined(separator: "\n") + "\n"
+    }
+}

@@ -1,0 +1,176 @@
+import Foundation
+import HARP
+
+/// The structured pruning methods of `harp-prune`.
+public enum PruneMethod: String, Sendable, CaseIterable {
+    /// HARP: the top `dropLast` layers lose Q and K, with a searched α per layer.
+    case harp
+    /// Attention-head baselines (whole KV groups, across all layers).
+    case flapHeads = "flap-heads", wandaSP = "wanda-sp", magnitudeSP = "magnitude-sp"
+    /// ShortGPT: whole layers with the lowest block influence.
+    case shortGPT = "shortgpt"
+
+    var headScore: HeadScore? {
+        switch self {
+        case .flapHeads: return .flap
+        case .wandaSP: return .wandaSP
+        case .magnitudeSP: return .magnitudeSP
+        case .harp, .shortGPT: return nil
+        }
+    }
+}
+
+public struct PruneOptions: Sendable {
+    public var method: PruneMethod = .harp
+    /// HARP: number of top layers pruned. Also the default budget of the baselines: the share
+    /// `dropLast / layers` of the KV cache (KV heads for head pruning, whole layers for ShortGPT).
+    public var dropLast = 8
+    /// Baselines: share of KV heads removed, overriding `dropLast / layers`.
+    public var budget: Double?
+    /// HARP's α grid.
+    public var alphaGrid: [Float] = (0...10).map { Float($0) / 10 }
+    /// FLAP MLP pruning ratio on top of the method (0: off).
+    public var mlpRatio: Float = 0
+    /// Type of re-encoded matrices (nil: each matrix keeps its source type where possible).
+    public var storageType: GGMLType?
+
+    public init() {}
+
+    func validate(layers: Int) throws {
+        guard (0...layers).contains(dropLast) else {
+            throw HARPError.invalidArgument("--drop-last \(dropLast) is outside 0...\(layers) (the model has \(layers) layers)")
+        }
+        if let budget, !(0...1).contains(budget) {
+            throw HARPError.invalidArgument("--budget \(budget) is not a share between 0 and 1")
+        }
+        guard !alphaGrid.isEmpty, alphaGrid.allSatisfy({ $0.isFinite && $0 >= 0 }) else {
+            throw HARPError.invalidArgument("the α grid must hold at least one finite value ≥ 0")
+        }
+        guard (0..<1).contains(mlpRatio) else { throw HARPError.invalidArgument("--mlp-ratio \(mlpRatio) is outside [0, 1)") }
+    }
+}
+
+/// Progress of a pruning run: a phase name and its completed / total steps.
+public typealias PruneProgress = (_ phase: String, _ done: Int, _ total: Int) -> Void
+
+/// The pruned model and what the report says about it.
+public struct PruneOutcome {
+    public var model: Model
+    public var report: PruneReport
+}
+
+/// Prunes a dense model with one method (and optionally FLAP on the MLPs), using the runtime's
+/// forward pass for every statistic and every evaluation.
+public struct Pruner {
+    public let model: Model
+    public let calibration: CalibrationSet
+    public let options: PruneOptions
+    public let pool: ComputePool
+
+    public init(model: Model, calibration: CalibrationSet, options: PruneOptions, pool: ComputePool) throws {
+        try options.validate(layers: model.config.layerCount)
+        guard calibration.windowLength <= model.config.contextLength else {
+            throw HARPError.invalidArgument("calibration windows of \(calibration.windowLength) tokens exceed the model's context of \(model.config.contextLength)")
+        }
+        self.model = model
+        self.calibration = calibration
+        self.options = options
+        self.pool = pool
+    }
+
+    var searchedLayers: [Int] {
+        let n = model.config.layerCount
+        return Array(((n - options.dropLast)..<n).reversed())
+    }
+
+    public func run(progress: PruneProgress = { _, _, _ in }) throws -> PruneOutcome {
+        let clock = ContinuousClock()
+        let started = clock.now
+        var timings: [(String, Double)] = []
+        func lap(_ name: String, since: ContinuousClock.Instant) {
+            let d = clock.now - since
+            timings.append((name, Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18))
+        }
+
+        var request = StatisticsRequest()
+        request.ffnChannels = options.mlpRatio > 0
+        switch options.method {
+        case .harp: request.cachedInputs = Set(searchedLayers)
+        case .flapHeads, .wandaSP: request.attentionChannels = true
+        case .magnitudeSP: break
+        case .shortGPT: request.layerSimilarity = true
+        }
+        var phaseStart = clock.now
+        let statistics = CalibrationStatistics(request: request, calibration: calibration)
+        let dense = Transformer(model: model, pool: pool)
+        let densePerplexity = try CalibrationPass.perplexity(dense, calibration: calibration, observer: statistics) {
+            progress("dense calibration pass", $0, $1)
+        }
+        lap("dense calibration pass", since: phaseStart)
+
+        phaseStart = clock.now
+        var editor = ModelEditor(model, storageType: options.storageType)
+        var alphas: [Int: Float] = [:]
+        var searchPerplexities: [[Double]] = []
+        var removedLayers: [Int] = []
+        let layerCount = model.config.layerCount
+        let share = options.budget ?? Double(options.dropLast) / Double(layerCount)
+        switch options.method {
+        case .harp:
+            let search = HARPSearch(layers: searchedLayers, grid: options.alphaGrid, pool: pool)
+            let result = try search.run(editor, inputs: statistics.layerInputs, targets: calibration.scoredTargets) {
+                progress("α search", $0, $1)
+            }
+            editor = result.editor
+            for (layer, alpha) in zip(searchedLayers, result.alphas) { alphas[layer] = alpha }
+            searchPerplexities = result.perplexities
+            lap("α search", since: phaseStart)
+        case .flapHeads, .wandaSP, .magnitudeSP:
+            let kvHeads = model.config.layers.reduce(0) { total, spec in
+                if case .full(_, let kv, _) = spec.attention { return total + kv }
+                return total
+            }
+            try HeadPruning.prune(&editor, score: options.method.headScore ?? .flap,
+                                  groupsToRemove: Int((share * Double(kvHeads)).rounded()), moments: statistics.attentionMoments)
+            lap("head pruning", since: phaseStart)
+        case .shortGPT:
+            removedLayers = try LayerRemoval.prune(&editor, layersToRemove: Int((share * Double(layerCount)).rounded()),
+                                                   similarities: statistics.layerSimilarities)
+            lap("layer removal", since: phaseStart)
+        }
+        if options.mlpRatio > 0 {
+            phaseStart = clock.now
+            try FLAPMLP.prune(&editor, moments: statistics.ffnMoments, ratio: options.mlpRatio)
+            lap("FLAP MLP pruning", since: phaseStart)
+        }
+        let pruned = editor.build()
+
+        phaseStart = clock.now
+        let prunedPerplexity = try CalibrationPass.perplexity(Transformer(model: pruned, pool: pool), calibration: calibration) {
+            progress("pruned calibration pass", $0, $1)
+        }
+        lap("pruned calibration pass", since: phaseStart)
+        lap("total", since: started)
+
+        let report = PruneReport(method: options.method, options: options, source: model, pruned: pruned, calibration: calibration,
+                                 alphas: alphas, alphaGrid: options.alphaGrid, searchPerplexities: searchPerplexities,
+                                 searchedLayers: options.method == .harp ? searchedLayers : [], removedLayers: removedLayers,
+                                 densePerplexity: densePerplexity, prunedPerplexity: prunedPerplexity, timings: timings)
+        return PruneOutcome(model: pruned, report: report)
+    }
+
+    /// Metadata recording how a pruned file was made (`harp.alpha` per layer: 1 for untouched layers).
+    public static func provenance(_ report: PruneReport) -> [(String, GGUFValue)] {
+        var meta: [(String, GGUFValue)] = [
+            ("harp.pruning.method", .string(report.method)),
+            ("harp.pruning.source", .string(URL(fileURLWithPath: report.sourceModel).lastPathComponent)),
+            ("harp.pruning.calibration", .string("\(URL(fileURLWithPath: report.calibrationSource).lastPathComponent): \(report.calibrationWindows) windows × \(report.calibrationWindowLength) tokens")),
+        ]
+        if report.method == PruneMethod.harp.rawValue {
+            meta.append(("harp.alpha", .array(report.layers.map { .float32($0.alpha ?? 1) })))
+            meta.append(("harp.pruning.drop_last", .uint32(UInt32(report.searchedLayers.count))))
+        }
+        if report.mlpRatio > 0 { meta.append(("harp.pruning.mlp_ratio", .float32(report.mlpRatio))) }
+        return meta
+    }
+}

@@ -1,0 +1,195 @@
+import Foundation
+import Testing
+@testable import HARP
+@testable import HARPPrune
+
+/// Identities the pruner's transformations must satisfy, on tiny random models.
+@Suite("Pruner identities")
+struct PruneIdentityTests {
+    let pool = ComputePool(threads: 2)
+
+    /// Runs layer `layer` of `model` on copies of `hidden` (rows × d) with no cache: full
+    /// attention then lets each token attend only to itself.
+    func layerOutput(_ model: Model, layer: Int, hidden: [Float]) -> [Float] {
+        let transformer = Transformer(model: model, pool: pool)
+        let rows = hidden.count / model.config.embeddingLength
+        var x = hidden
+        x.withUnsafeMutableBufferPointer { buffer in
+            transformer.runLayer(layer, hidden: buffer, batch: Batch(tokens: Array(repeating: 0, count: rows), startPosition: 0), cache: nil)
+        }
+        return x
+    }
+
+    @Test("folded α and GQA equal the unfolded self-attention computation")
+    func foldedEqualsUnfolded() throws {
+        let (dense, path) = try TinyDense.load()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let layer = 1, alpha: Float = 0.7
+        guard case .full(let heads, let kvHeads, let headDim) = dense.config.layers[layer].attention,
+              let wo = dense.weights.layers[layer].output else { Issue.record("dense layer expected"); return }
+
+        var folded = ModelEditor(dense, storageType: nil)
+        try folded.makeValueOnly(layer, alpha: alpha, groupedOutput: HARPFolding.groupedOutput(wo, heads: heads, kvHeads: kvHeads, headDim: headDim))
+        let foldedModel = folded.build()
+        #expect(foldedModel.config.layers[layer].attention == .valueOnly(kvHeads: kvHeads, headDim: headDim))
+        #expect(foldedModel.weights.layers[layer].output?.cols == kvHeads * headDim)
+
+        // Unfolded: the dense layer with α · W_O, every query head reading its KV head's value
+        // through the attention kernel (one attended position: softmax weight 1).
+        let builder = WeightBuilder(keeping: [dense])
+        var scaled = dense.weights.layers
+        scaled[layer].output = try builder.matrix(wo.name, rows: wo.rows, cols: wo.cols, floats: wo.floats().map { $0 * alpha })
+        let unfolded = Model(file: dense.file, config: dense.config,
+                             weights: builder.weights(tokenEmbedding: dense.weights.tokenEmbedding, outputNorm: dense.weights.outputNorm,
+                                                      output: dense.weights.output, layers: scaled),
+                             weightFormat: dense.weightFormat)
+
+        var random = HARPPrune.SplitMix64(seed: 11)
+        let hidden: [Float] = (0..<(5 * dense.config.embeddingLength)).map { _ in Float(Int(random.next() % 2001) - 1000) / 500 }
+        let diff = layerOutput(foldedModel, layer: layer, hidden: hidden).maxAbsDifference(layerOutput(unfolded, layer: layer, hidden: hidden))
+        #expect(diff < 1e-4)
+    }
+
+    @Test("α = 0 removes the attention block and its weights")
+    func alphaZeroRemovesAttention() throws {
+        let (dense, path) = try TinyDense.load()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        var editor = ModelEditor(dense, storageType: nil)
+        try editor.makeValueOnly(2, alpha: 0, groupedOutput: [])
+        let pruned = editor.build()
+        #expect(pruned.config.layers[2].attention == .none)
+        #expect(pruned.weights.layers[2].value == nil && pruned.weights.layers[2].output == nil && pruned.weights.layers[2].attentionNorm == nil)
+    }
+
+    /// HARP on the top two layers of a tiny model with a small grid.
+    func harpPruned(_ dense: Model, calibration: CalibrationSet, grid: [Float] = [0, 0.5, 1]) throws -> PruneOutcome {
+        var options = PruneOptions()
+        options.dropLast = 2
+        options.alphaGrid = grid
+        return try Pruner(model: dense, calibration: calibration, options: options, pool: pool).run()
+    }
+
+    @Test("the α search's replay from cached inputs equals the full forward pass of the chosen model")
+    func replayEqualsForward() throws {
+        let (dense, path) = try TinyDense.load()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let calibration = try TinyDense.calibration(vocab: dense.config.vocabularySize)
+        let outcome = try harpPruned(dense, calibration: calibration)
+        let report = outcome.report
+        #expect(report.searchedLayers == [2, 1])
+        // The last searched row holds the final model's calibration perplexity at the chosen α.
+        let lastRow = try #require(report.searchPerplexities.last)
+        let chosen = try #require(report.alphasTopFirst.last)
+        let index = try #require(report.alphaGrid.firstIndex(of: chosen))
+        #expect(lastRow[index] == lastRow.min())
+        #expect(abs(lastRow[index] - report.after.calibrationPerplexity) / report.after.calibrationPerplexity < 1e-5)
+        #expect(report.after.kvBytesPerToken * 3 == report.before.kvBytesPerToken)
+    }
+
+    @Test("α = 1 and --drop-last 0 reproduce the dense model exactly")
+    func noPruningIsDense() throws {
+        let (dense, path) = try TinyDense.load()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        var options = PruneOptions()
+        options.dropLast = 0
+        options.alphaGrid = [1]
+        let calibration = try TinyDense.calibration(vocab: dense.config.vocabularySize)
+        let outcome = try Pruner(model: dense, calibration: calibration, options: options, pool: pool).run()
+        #expect(outcome.report.after.calibrationPerplexity == outcome.report.before.calibrationPerplexity)
+        let tokens: [Int32] = [5, 17, 3, 42, 8, 60]
+        #expect(try Logits.of(outcome.model, tokens) == Logits.of(dense, tokens))
+    }
+
+    @Test("native export reloads to the in-memory model; deci (fused) equals native (factored) to 1e-4")
+    func exportsMatch() throws {
+        let (dense, path) = try TinyDense.load()
+        let native = TinyDense.temporaryPath("native"), deci = TinyDense.temporaryPath("deci")
+        defer { for p in [path, native, deci] { try? FileManager.default.removeItem(atPath: p) } }
+        let outcome = try harpPruned(dense, calibration: TinyDense.calibration(vocab: dense.config.vocabularySize), grid: [0.6, 0.9])
+        try ModelWriter.write(outcome.model, to: native, layout: .native, extraMetadata: Pruner.provenance(outcome.report))
+        try ModelWriter.write(outcome.model, to: deci, layout: .deci)
+        let reloaded = try Model(path: native), fused = try Model(path: deci)
+        #expect(reloaded.config == outcome.model.config)
+        #expect(fused.config.layers[2].attention == .linear)
+        let tokens: [Int32] = [1, 30, 2, 77, 9, 15, 4]
+        let inMemory = try Logits.of(outcome.model, tokens)
+        #expect(try Logits.of(reloaded, tokens) == inMemory)
+        #expect(try Logits.of(fused, tokens).maxAbsDifference(inMemory) < 1e-4)
+        let alphas = try #require(reloaded.file.metadata["harp.alpha"]?.floatArray)
+        #expect(alphas == outcome.report.layers.map { $0.alpha ?? 1 })
+    }
+
+    @Test("removing a KV group equals zeroing its heads' columns of W_O")
+    func kvGroupRemovalEqualsZeroedColumns() throws {
+        let (dense, path) = try TinyDense.load()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let layer = 1
+        var editor = ModelEditor(dense, storageType: nil)
+        try editor.keepKVGroups(layer, [1])
+        let pruned = editor.build()
+        #expect(pruned.config.layers[layer].attention == .full(heads: 2, kvHeads: 1, headDim: 16))
+
+        guard let wo = dense.weights.layers[layer].output else { Issue.record("dense W_O expected"); return }
+        var zeroed = wo.floats()
+        for r in 0..<wo.rows { for c in 0..<32 { zeroed[r * wo.cols + c] = 0 } }  // heads 0 and 1 read KV group 0
+        let builder = WeightBuilder(keeping: [dense])
+        var layers = dense.weights.layers
+        layers[layer].output = try builder.matrix(wo.name, rows: wo.rows, cols: wo.cols, floats: zeroed)
+        let reference = Model(file: dense.file, config: dense.config,
+                              weights: builder.weights(tokenEmbedding: dense.weights.tokenEmbedding, outputNorm: dense.weights.outputNorm,
+                                                       output: dense.weights.output, layers: layers),
+                              weightFormat: dense.weightFormat)
+        let tokens: [Int32] = [3, 14, 15, 92, 65, 35]
+        #expect(try Logits.of(pruned, tokens).maxAbsDifference(Logits.of(reference, tokens)) < 1e-4)
+    }
+
+    @Test("FLAP keeps block-rounded widths near the global ratio and adds the down-projection bias")
+    func flapWidths() throws {
+        var shape = TinyDense.Shape()
+        shape.ffn = 256
+        let (dense, path) = try TinyDense.load(shape)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        var options = PruneOptions()
+        options.dropLast = 0
+        options.mlpRatio = 0.25
+        let outcome = try Pruner(model: dense, calibration: TinyDense.calibration(vocab: dense.config.vocabularySize),
+                                 options: options, pool: pool).run()
+        let widths = outcome.model.config.layers.map(\.ffnWidth)
+        #expect(widths.allSatisfy { $0 % 32 == 0 && $0 <= 256 })
+        let removed = Float(3 * 256 - widths.reduce(0, +)) / Float(3 * 256)
+        #expect(abs(removed - 0.25) <= 0.07)
+        #expect(outcome.model.weights.layers.allSatisfy { $0.downBias?.count == 64 })
+    }
+
+    @Test("baselines remove the same share of KV heads as HARP's layers")
+    func baselineBudgets() throws {
+        var shape = TinyDense.Shape()
+        shape.layers = 4
+        let (dense, path) = try TinyDense.load(shape)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let calibration = try TinyDense.calibration(vocab: dense.config.vocabularySize)
+        for method in [PruneMethod.flapHeads, .wandaSP, .magnitudeSP, .shortGPT] {
+            var options = PruneOptions()
+            options.method = method
+            options.dropLast = 1
+            let outcome = try Pruner(model: dense, calibration: calibration, options: options, pool: pool).run()
+            #expect(outcome.report.after.kvBytesPerToken * 4 == outcome.report.before.kvBytesPerToken * 3, "\(method)")
+            #expect(outcome.report.after.calibrationPerplexity.isFinite, "\(method)")
+        }
+    }
+
+    @Test("bad pruning arguments name what is wrong")
+    func badArguments() throws {
+        let (dense, path) = try TinyDense.load()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let calibration = try TinyDense.calibration(vocab: dense.config.vocabularySize)
+        var options = PruneOptions()
+        options.dropLast = 4
+        #expect(throws: HARPError.invalidArgument("--drop-last 4 is outside 0...3 (the model has 3 layers)")) {
+            try Pruner(model: dense, calibration: calibration, options: options, pool: pool)
+        }
+        options.dropLast = 1
+        options.alphaGrid = []
+        #expect(throws: HARPError.self) { try Pruner(model: dense, calibration: calibration, options: options, pool: pool) }
+    }
+}
