@@ -84,8 +84,9 @@ HK_INLINE uint32_t load_u32(const void *p) {
 
 // ---- Dispatch --------------------------------------------------------------------------------------
 
-// Levels are cumulative: VNNI implies AVX2 (+FMA, F16C); only the int8 dot products use it.
-enum { HK_LEVEL_SCALAR = 0, HK_LEVEL_AVX2 = 1, HK_LEVEL_VNNI = 2 };
+// Levels are cumulative: VNNI implies AVX2 (+FMA, F16C), AVX512 implies VNNI (+AVX-512 F/BW/VNNI);
+// only the int8 dot products use the levels above AVX2.
+enum { HK_LEVEL_SCALAR = 0, HK_LEVEL_AVX2 = 1, HK_LEVEL_VNNI = 2, HK_LEVEL_AVX512 = 3 };
 
 // Dequantizes with the given SIMD level (0 = scalar); the two fixed-level variants fill hk_ops.
 void hk_dequantize_row_level(int level, int type, const void *src, float *dst, int64_t n);

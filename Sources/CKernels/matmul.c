@@ -215,12 +215,93 @@ static void rows_scalar(const mm_ctx *c, int64_t r0, int64_t r1) {
 #undef KTARGET
 #undef KNAME
 #undef MUL_SUM
+
+// AVX-512 VNNI: batched rows of the 32-element formats. One zmm dpbusd multiplies a weight block
+// (broadcast to both halves) with two interleaved activation rows; a 128-bit-lane shuffle + add
+// folds the four rows' partial sums into one vector [t0 | t1 | t2 | t3], scaled by one FMA.
+// T = 1 stays on the 256-bit kernel (memory-bound there).
+#define HK_AVX512 __attribute__((target("avx2,fma,f16c,avxvnni,avx512f,avx512bw,avx512vnni")))
+
+HK_AVX512 HK_INLINE void legacy_rows4_512(int type, const uint8_t *w, int64_t nb, const xq8x4 *x, int64_t gstride,
+                                          int NG, float *out) {
+    const __m512i didx = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
+    __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
+    __m128 macc[2] = {_mm_setzero_ps(), _mm_setzero_ps()};
+    for (int64_t b = 0; b < nb; b++) {
+        float d, m;
+        __m256i q = legacy_unpack_vnni(type, w, b, &d, &m);
+        if (type == HK_Q8_0) {  // no zmm sign trick: offset to unsigned, Σ(q+128)x − 128Σx
+            q = _mm256_xor_si256(q, _mm256_set1_epi8((char)0x80));
+            m = -128.0f * d;
+        }
+        const __m512i qq = _mm512_broadcast_i64x4(q);
+        const __m512 vd = _mm512_set1_ps(d);
+        for (int g = 0; g < NG; g++) {
+            const xq8x4 *xb = x + g * gstride + b;
+            const __m512i p01 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), qq, _mm512_loadu_si512(xb->qs[0]));
+            const __m512i p23 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), qq, _mm512_loadu_si512(xb->qs[2]));
+            // Lane chunks of p01: [t0 lo, t0 hi, t1 lo, t1 hi]; fold to [t0, t1, t2, t3].
+            const __m512i h = _mm512_add_epi32(_mm512_shuffle_i32x4(p01, p23, _MM_SHUFFLE(2, 0, 2, 0)),
+                                               _mm512_shuffle_i32x4(p01, p23, _MM_SHUFFLE(3, 1, 3, 1)));
+            const __m512 dx = _mm512_permutexvar_ps(didx, _mm512_castps128_ps512(_mm_loadu_ps(xb->d)));
+            acc[g] = _mm512_fmadd_ps(_mm512_mul_ps(vd, dx), _mm512_cvtepi32_ps(h), acc[g]);
+            macc[g] = _mm_fmadd_ps(_mm_set1_ps(m), _mm_loadu_ps(xb->s), macc[g]);
+        }
+    }
+    for (int g = 0; g < NG; g++) {
+        const __m128 c0 = _mm512_extractf32x4_ps(acc[g], 0), c1 = _mm512_extractf32x4_ps(acc[g], 1);
+        const __m128 c2 = _mm512_extractf32x4_ps(acc[g], 2), c3 = _mm512_extractf32x4_ps(acc[g], 3);
+        _mm_storeu_ps(out + 4 * g, _mm_add_ps(_mm_hadd_ps(_mm_hadd_ps(c0, c1), _mm_hadd_ps(c2, c3)), macc[g]));
+    }
+}
+
+#define KLEGACY512(name, TYPE)                                                                       \
+    HK_AVX512 static void name##_512(const mm_ctx *c, int64_t r0, int64_t r1) {                      \
+        if (c->T == 1) {                                                                             \
+            name##_vnni(c, r0, r1);                                                                  \
+            return;                                                                                  \
+        }                                                                                            \
+        const int64_t groups = (c->T + 3) / 4;                                                       \
+        for (int64_t g0 = 0; g0 < groups; g0 += 8) {                                                 \
+            const int64_t g1 = g0 + 8 < groups ? g0 + 8 : groups;                                    \
+            for (int64_t r = r0; r < r1; r++) {                                                      \
+                const uint8_t *w = c->W + r * c->row_bytes;                                          \
+                for (int64_t g = g0; g < g1; g += 2) {                                               \
+                    float out[8];                                                                    \
+                    const int ng = g + 1 < g1 ? 2 : 1;                                               \
+                    if (ng == 2) legacy_rows4_512(TYPE, w, c->nb, c->xq4 + g * c->nb, c->nb, 2, out); \
+                    else legacy_rows4_512(TYPE, w, c->nb, c->xq4 + g * c->nb, c->nb, 1, out);   \
+                    for (int64_t t = 4 * g; t < c->T && t < 4 * (g + ng); t++)                       \
+                        c->Y[t * c->ys + r] = out[t - 4 * g];                                        \
+                }                                                                                    \
+            }                                                                                        \
+        }                                                                                            \
+    }
+
+KLEGACY512(rows_q4_0, HK_Q4_0)
+KLEGACY512(rows_q4_1, HK_Q4_1)
+KLEGACY512(rows_q5_0, HK_Q5_0)
+KLEGACY512(rows_q5_1, HK_Q5_1)
+KLEGACY512(rows_q8_0, HK_Q8_0)
+#undef KLEGACY512
+
+static rows_fn pick_rows_512(int type) {
+    switch (type) {
+    case HK_Q4_0: return rows_q4_0_512;
+    case HK_Q4_1: return rows_q4_1_512;
+    case HK_Q5_0: return rows_q5_0_512;
+    case HK_Q5_1: return rows_q5_1_512;
+    case HK_Q8_0: return rows_q8_0_512;
+    default: return pick_rows_vnni(type);
+    }
+}
 #endif
 
 static rows_fn pick_rows(int type, int level) {
     rows_fn fn = NULL;
 #if HK_X86
-    if (level >= HK_LEVEL_VNNI) fn = pick_rows_vnni(type);
+    if (level >= HK_LEVEL_AVX512) fn = pick_rows_512(type);
+    else if (level >= HK_LEVEL_VNNI) fn = pick_rows_vnni(type);
     else if (level >= HK_LEVEL_AVX2) fn = pick_rows_avx2(type);
 #endif
     (void)level;

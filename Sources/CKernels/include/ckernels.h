@@ -127,8 +127,8 @@ void hk_store_row(int kv_type, const float *src, void *dst, int64_t n);
 
 // ---- SIMD level (for tests and benchmarks) ------------------------------------------------------
 
-// Highest SIMD level this CPU runs: 0 portable scalar, 1 AVX2+FMA+F16C, 2 the same plus AVX-VNNI
-// (used by the int8 dot products of hk_matmul).
+// Highest SIMD level this CPU runs: 0 portable scalar, 1 AVX2+FMA+F16C, 2 the same plus AVX-VNNI,
+// 3 the same plus AVX-512 F/BW/VNNI (levels 2 and 3 only speed up hk_matmul's int8 dot products).
 int hk_simd_level(void);
 // Caps the SIMD level of the kernels that run on this pool (hk_matmul, hk_attention) so tests can
 // exercise the scalar path; levels above hk_simd_level() are clamped. Default: hk_simd_level().
