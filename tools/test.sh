@@ -4,5 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/setup.sh
+# The model-family reference tests (Tests/HARPTests/Families) run Gemma 3 270M and Qwen2.5-0.5B.
+bash tools/fetch-models.sh gemma3 qwen2.5
 swift build -c release -Xswiftc -enable-testing --build-tests
 swift test -c release -Xswiftc -enable-testing --skip-build "$@"

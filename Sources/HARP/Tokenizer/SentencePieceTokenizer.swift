@@ -1,5 +1,3 @@
-import Foundation
-
 /// A SentencePiece tokenizer (Gemma, Llama 2, Mistral) run by libsentencepiece, with llama.cpp's
 /// behaviour around it: special tokens are cut out of the text first (control tokens only with
 /// `parseSpecial`, user-defined ones always), and each stretch of ordinary text is encoded on its
@@ -80,7 +78,9 @@ public struct SentencePieceTokenizer: Tokenizer {
     /// The bytes a piece stands for: "▁" is a space, "<0xAB>" byte pieces are that byte.
     private static func piece(_ text: String, _ type: TokenType) -> [UInt8] {
         switch type {
-        case .normal: return Array(text.replacingOccurrences(of: "\u{2581}", with: " ").utf8)
+        case .normal:
+            // By scalars: "▁" followed by a combining mark is one Character, which String replacement would skip.
+            return Array(String(String.UnicodeScalarView(text.unicodeScalars.map { $0 == "\u{2581}" ? " " : $0 })).utf8)
         case .byte:
             guard text.hasPrefix("<0x"), text.hasSuffix(">"), let byte = UInt8(text.dropFirst(3).dropLast(), radix: 16) else { return [] }
             return [byte]

@@ -1,0 +1,65 @@
+import Foundation
+import Testing
+
+/// A real model of a family the runtime claims, with the llama.cpp figures measured for it by
+/// Benchmarks/references/measure-families.py.
+struct FamilyModel: CustomTestStringConvertible, Sendable {
+    var name: String
+    var modelPath: String
+    var referencePath: String
+
+    var testDescription: String { name }
+
+    static let all: [FamilyModel] = [
+        FamilyModel(name: "Qwen2.5-Coder-0.5B", file: "qwen2.5-coder-0.5b-instruct-q4_k_m"),
+        FamilyModel(name: "Gemma-3-270M", file: "gemma-3-270m-q4_k_m"),
+    ]
+
+    /// The models whose file and reference are present (tools/fetch-models.sh gemma3 qwen2.5).
+    static var available: [FamilyModel] {
+        all.filter { FileManager.default.fileExists(atPath: $0.modelPath) && FileManager.default.fileExists(atPath: $0.referencePath) }
+    }
+
+    private init(name: String, file: String) {
+        self.name = name
+        modelPath = Fixtures.packageRoot.appendingPathComponent("models/\(file).gguf").path
+        referencePath = Fixtures.packageRoot.appendingPathComponent("Benchmarks/references/\(file)-llamacpp.json").path
+    }
+
+    func reference() throws -> FamilyReference {
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        return try decoder.decode(FamilyReference.self, from: Data(contentsOf: URL(fileURLWithPath: referencePath)))
+    }
+}
+
+/// The JSON written by measure-families.py.
+struct FamilyReference: Decodable {
+    struct TokenizerCase: Decodable {
+        var text: String
+        var ids: [Int32]
+    }
+    struct Logit: Decodable {
+        var id: Int
+        var logit: Float
+    }
+    struct PromptCase: Decodable {
+        var prompt: String
+        var promptIds: [Int32]
+        var top10: [Logit]
+        var greedyIds: [Int32]
+        var greedyTop1MinusTop2: [Float]
+    }
+    struct Cases<Case: Decodable>: Decodable {
+        var cases: [Case]
+    }
+    struct PerplexityFigure: Decodable {
+        var chunks: Int
+        var context: Int
+        var ppl: Double
+    }
+
+    var tokenizer: Cases<TokenizerCase>
+    var prompts: Cases<PromptCase>
+    var perplexity: PerplexityFigure
+}
