@@ -13,12 +13,14 @@
 #include <math.h>
 #include <stdatomic.h>
 
-// T at and above which dequantize + sgemm beats the int8 kernels. Measured per thread on the
-// 2-core Zen box: OpenBLAS sgemm reaches ~120 GFLOP/s only from T ≈ 128 (~85 at T = 32); the
-// AVX2 int8 kernels for the 32-element formats run 112–119 at any T, with AVX-VNNI 120–128, so
-// those formats use sgemm only from 128 without VNNI and never with it. k-quant and float kernels
-// (~90 GFLOP/s) switch at 32.
+// T at and above which dequantize + sgemm beats the direct kernels. Measured per thread on the
+// 2-core Zen 5 box: OpenBLAS sgemm on 128-row tiles gives ~75 GFLOP/s at T = 16, ~90 at 32 and
+// ~120 from T ≈ 128. The int8 kernels for the 32-element formats run 112–119 at any T with AVX2,
+// 120–128 with AVX-VNNI and ~150 with AVX-512 VNNI, so those formats use sgemm only from 128
+// without VNNI and never with it; the k-quant int8 kernels (~90) switch at 32 and the float
+// kernels (~50–60, FMA-latency bound) at 16.
 #define GEMM_MIN_T 32
+#define GEMM_MIN_T_FLOAT 16
 #define GEMM_MIN_T_LEGACY_AVX2 128
 // Weight rows per sgemm tile: big enough to amortise OpenBLAS's packing of X, small enough that
 // the float tile stays in L2.
@@ -353,7 +355,8 @@ void hk_matmul(hk_pool *pool, int wtype, const void *W, int64_t rows, int64_t co
     };
     atomic_init(&c.next, 0);
     const int legacy = wtype == HK_Q4_0 || wtype == HK_Q4_1 || wtype == HK_Q5_0 || wtype == HK_Q5_1 || wtype == HK_Q8_0;
-    int64_t gemm_min_t = GEMM_MIN_T;
+    const int is_float = wtype == HK_F32 || wtype == HK_F16 || wtype == HK_BF16;
+    int64_t gemm_min_t = is_float ? GEMM_MIN_T_FLOAT : GEMM_MIN_T;
     if (legacy && c.level >= HK_LEVEL_VNNI) gemm_min_t = INT64_MAX;
     else if (legacy && c.level >= HK_LEVEL_AVX2) gemm_min_t = GEMM_MIN_T_LEGACY_AVX2;
     if (T >= gemm_min_t) {
@@ -362,7 +365,6 @@ void hk_matmul(hk_pool *pool, int wtype, const void *W, int64_t rows, int64_t co
         hk_pool_run(pool, gemm_job, &c);
         return;
     }
-    const int is_float = wtype == HK_F32 || wtype == HK_F16 || wtype == HK_BF16;
     if (!is_float) {
         const int kq = wtype == HK_Q4_K || wtype == HK_Q5_K || wtype == HK_Q6_K;
         c.xq_row_bytes = kq ? (size_t)(cols / QK_K) * sizeof(xq8k) : (size_t)(cols / QK) * sizeof(xq8);

@@ -74,7 +74,7 @@ void hk_parallel_for(hk_pool *pool, int64_t n, hk_task_fn fn, void *ctx);
 // Y[t][r] = sum_c W[r][c] * X[t][c] for t < T, r < rows (Y = X · Wᵀ).
 // X has row stride x_stride floats, Y has row stride y_stride floats.
 // Small T reads each weight block once for all T rows (memory-bound decode, batched decode);
-// large T (≥ ~32) goes through sgemm on dequantized tiles (compute-bound prefill), except where
+// large T (≥ 32; float weights ≥ 16) goes through sgemm on dequantized tiles (prefill), except where
 // the int8 kernels measure as fast (Q4_0/Q4_1/Q5_0/Q5_1/Q8_0: T < 128 on AVX2, every T with
 // AVX-VNNI). Quantized weights meet int8-quantized activations (as in llama.cpp) on the int8
 // path and float activations on the sgemm path; float weights always use float activations.
