@@ -43,7 +43,7 @@ struct KernelsMatmulTests {
     func smallT(type: KType) {
         for level in simdLevels {
             for T in [1, 3, 8] {
-                Self.check(type, rows: 37, cols: 512, T: T, threads: 2, level: level, seed: UInt64(T * 100) + UInt64(type.rawValue))
+                Self.check(type, rows: 19, cols: 512, T: T, threads: 2, level: level, seed: UInt64(T * 100) + UInt64(type.rawValue))
             }
         }
     }
