@@ -53,8 +53,11 @@ def main():
         prompts = [json.loads(run([probe, path, str(GREEDY_STEPS), prompt]).stdout) for prompt in PROMPTS]
         ppl_cmd = [os.path.join(bin_dir, "llama-perplexity"), "-m", path, "-f",
                    "Benchmarks/data/wikitext-2-raw/wiki.test.raw", "-c", "512", "--chunks", "40", "-t", "2"]
-        ppl_log = run(ppl_cmd).stderr
+        ppl_run = run(ppl_cmd)
+        ppl_log = ppl_run.stdout + ppl_run.stderr
         match = re.search(r"Final estimate: PPL = ([0-9.]+) \+/- ([0-9.]+)", ppl_log)
+        # The running estimate after each chunk ("[k]ppl,"), so tests can check a prefix of the chunks.
+        running = [float(v) for _, v in re.findall(r"\[(\d+)\]([0-9.]+),", ppl_log)]
         result = {
             "about": "Reference outputs of llama.cpp (commit %s, CPU, 2 threads) on %s, weights as stored. "
                      "Measured with Benchmarks/references/measure-families.py." % (commit, path),
@@ -78,6 +81,7 @@ def main():
                 "context": 512,
                 "ppl": float(match.group(1)),
                 "uncertainty": float(match.group(2)),
+                "running_ppl": running,
             },
         }
         with open(os.path.join(here, name + "-llamacpp.json"), "w") as out:

@@ -57,6 +57,8 @@ struct FamilyReference: Decodable {
         var chunks: Int
         var context: Int
         var ppl: Double
+        /// llama.cpp's estimate after each chunk.
+        var runningPpl: [Double]
     }
 
     var tokenizer: Cases<TokenizerCase>
