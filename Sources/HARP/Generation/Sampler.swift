@@ -61,18 +61,59 @@ public struct Sampler: Sendable {
 
     /// Picks the next token from one row of logits, and records it.
     public mutating func sample(_ logits: ArraySlice<Float>) -> Int32 {
-        var candidates = penalized(logits)
         let token: Int32
         if parameters.temperature <= 0 {
-            token = Sampler.argmax(candidates)
+            token = Sampler.argmax(penalized(logits))
         } else {
-            token = draw(from: &candidates)
+            token = draw(from: distribution(logits))
         }
         observe([token])
         return token
     }
 
     public mutating func sample(_ logits: [Float]) -> Int32 { sample(logits[...]) }
+
+    /// The distribution the next draw picks from: penalties, top-k, top-p and min-p applied,
+    /// then temperature; most likely first, probabilities summing to 1. Greedy parameters give
+    /// the single most likely token.
+    public func distribution(_ logits: ArraySlice<Float>) -> [TokenProbability] {
+        let adjusted = penalized(logits)
+        let p = parameters
+        guard p.temperature > 0 else {
+            return adjusted.isEmpty ? [] : [TokenProbability(token: Sampler.argmax(adjusted), probability: 1)]
+        }
+        // Candidates sorted by logit, cut to top-k first so later steps sort little.
+        var ids = Array(0..<adjusted.count)
+        let k = p.topK > 0 ? min(p.topK, ids.count) : ids.count
+        if k < ids.count {
+            ids = Sampler.largest(k, of: adjusted)
+        } else {
+            ids.sort { adjusted[$0] > adjusted[$1] || (adjusted[$0] == adjusted[$1] && $0 < $1) }
+        }
+        guard let top = ids.first else { return [] }
+        // Probabilities at temperature 1 decide top-p and min-p (as llama.cpp does).
+        let maxLogit = adjusted[top]
+        var probs = ids.map { expf(adjusted[$0] - maxLogit) }
+        let total = probs.reduce(0, +)
+        for i in probs.indices { probs[i] /= total }
+        var keep = probs.count
+        if p.topP < 1 {
+            var cumulative: Float = 0
+            for (i, prob) in probs.enumerated() {
+                cumulative += prob
+                if cumulative >= p.topP { keep = i + 1; break }
+            }
+        }
+        if p.minP > 0 {
+            let threshold = p.minP * probs[0]
+            keep = min(keep, max(1, probs.prefix(keep).firstIndex { $0 < threshold } ?? keep))
+        }
+        ids.removeSubrange(keep...)
+        // Temperature, then renormalise over the survivors.
+        let weights = ids.map { expf((adjusted[$0] - maxLogit) / p.temperature) }
+        let sum = weights.reduce(0, +)
+        return zip(ids, weights).map { TokenProbability(token: Int32($0), probability: $1 / sum) }
+    }
 
     /// The index of the largest value (the first one on ties), as llama.cpp's greedy sampler picks.
     public static func argmax<C: Collection>(_ values: C) -> Int32 where C.Element == Float, C.Index == Int {
@@ -101,45 +142,14 @@ public struct Sampler: Sendable {
         return out
     }
 
-    private mutating func draw(from logits: inout [Float]) -> Int32 {
-        let p = parameters
-        // Candidates sorted by logit, cut to top-k first so later steps sort little.
-        var ids = Array(0..<logits.count)
-        let k = p.topK > 0 ? min(p.topK, ids.count) : ids.count
-        if k < ids.count {
-            ids = Sampler.largest(k, of: logits)
-        } else {
-            ids.sort { logits[$0] > logits[$1] }
-        }
-        guard let top = ids.first else { return 0 }
-        // Probabilities at temperature 1 decide top-p and min-p (as llama.cpp does).
-        let maxLogit = logits[top]
-        var probs = ids.map { expf(logits[$0] - maxLogit) }
-        let total = probs.reduce(0, +)
-        for i in probs.indices { probs[i] /= total }
-        var keep = probs.count
-        if p.topP < 1 {
-            var cumulative: Float = 0
-            for (i, prob) in probs.enumerated() {
-                cumulative += prob
-                if cumulative >= p.topP { keep = i + 1; break }
-            }
-        }
-        if p.minP > 0 {
-            let threshold = p.minP * probs[0]
-            keep = min(keep, max(1, probs.prefix(keep).firstIndex { $0 < threshold } ?? keep))
-        }
-        ids.removeSubrange(keep...)
-        // Temperature, then a draw from the renormalised distribution.
-        var weights = ids.map { expf((logits[$0] - maxLogit) / p.temperature) }
-        let sum = weights.reduce(0, +)
-        for i in weights.indices { weights[i] /= sum }
+    /// One draw from a distribution (cumulative probabilities against a uniform number).
+    private mutating func draw(from candidates: [TokenProbability]) -> Int32 {
         var u = Float(rng.nextDouble())
-        for (i, w) in weights.enumerated() {
-            u -= w
-            if u <= 0 { return Int32(ids[i]) }
+        for candidate in candidates {
+            u -= candidate.probability
+            if u <= 0 { return candidate.token }
         }
-        return Int32(ids[ids.count - 1])
+        return candidates.last?.token ?? 0
     }
 
     /// Indices of the k largest values, largest first.
@@ -169,6 +179,12 @@ public struct Sampler: Sendable {
         }
         return heap.sorted { less($1, $0) }
     }
+}
+
+/// A candidate next token and its probability after the sampler chain.
+public struct TokenProbability: Sendable, Equatable {
+    public var token: Int32
+    public var probability: Float
 }
 
 /// A small, fast, seedable generator (SplitMix64): the same seed gives the same draws everywhere.
