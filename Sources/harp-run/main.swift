@@ -9,6 +9,8 @@ let commands: [(spec: CommandSpec, run: (ParsedArguments) throws -> Void)] = [
     (PerplexityCommand.spec, PerplexityCommand.run),
     (InspectCommand.spec, InspectCommand.run),
     (BenchCommand.spec, BenchCommand.run),
+    (ChatCommand.spec, ChatCommand.run),
+    (ServeCommand.spec, ServeCommand.run),
 ]
 
 func usage(_ commands: [(spec: CommandSpec, run: (ParsedArguments) throws -> Void)]) -> String {
