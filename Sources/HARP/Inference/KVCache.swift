@@ -85,6 +85,9 @@ public final class KVCache: @unchecked Sendable {  // owned by one engine; not s
     /// Whether a slot holds fewer positions than the context (a sliding-window buffer that moves).
     func isWindowBuffer(slot: Int) -> Bool { capacities[slot] < contextLength }
 
+    /// Whether any slot is a window buffer.
+    var hasWindowBuffers: Bool { capacities.contains { $0 < contextLength } }
+
     /// How many batch rows may be stored in a slot before their queries run: for a window buffer,
     /// with each sequence's positions consecutive, that many rows span at most `slack` positions
     /// of any sequence, so storing them never moves out a position one of their queries reads.

@@ -73,13 +73,11 @@ public final class Transformer: @unchecked Sendable {  // single-threaded use by
         guard batch.logitRows.allSatisfy({ $0 >= 0 && $0 < n }) else {
             throw HARPError.invalidRequest("logit row outside the batch")
         }
-        if config.layers.contains(where: { $0.slidingWindow != nil && $0.attention.needsKVCache }) {
-            try validateSlidingWindowHistory(batch, cache: cache)
-        }
+        if cache.hasWindowBuffers { try validateSlidingWindowHistory(batch, cache: cache) }
     }
 
-    /// Sliding-window layers keep only recent positions: each sequence's positions in a batch must
-    /// be consecutive, and the window of its first one must still be held.
+    /// Window buffers keep only recent positions: each sequence's positions in a batch must be
+    /// consecutive, and the window of its first one must still be held.
     private func validateSlidingWindowHistory(_ batch: Batch, cache: KVCache) throws {
         var lastPosition: [Int: Int] = [:]
         for (sequence, position) in zip(batch.sequences, batch.positions) {
