@@ -165,6 +165,25 @@ struct SentencePieceTests {
         }
     }
 
+    @Test("a tokenizer.model file tokenizes as the same vocabulary built from GGUF metadata")
+    func modelFile() throws {
+        let metadata = Self.tinyMetadata()
+        let fromMetadata = try TokenizerLoader.load(metadata: metadata, source: "tiny")
+        let tokens = try #require(metadata["tokenizer.ggml.tokens"]?.stringArray)
+        let scores = try #require(metadata["tokenizer.ggml.scores"]?.floatArray)
+        let types = try #require(metadata["tokenizer.ggml.token_type"]?.intArray).compactMap { TokenType(rawValue: Int32($0)) }
+        let proto = SentencePieceModelProto(pieces: tokens, scores: scores, types: types, unknownID: 0, addSpacePrefix: true)
+        let path = TinyModel.temporaryPath("tokenizer-model")
+        try Data(proto.serialized()).write(to: URL(fileURLWithPath: path))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let fromFile = try SentencePieceTokenizer(modelFile: path)
+        #expect(fromFile.vocabularySize == fromMetadata.vocabularySize)
+        for text in ["abc", "a bc é", "cab  b"] {
+            #expect(fromFile.encode(text, parseSpecial: false) == fromMetadata.encode(text, parseSpecial: false))
+        }
+        #expect(fromFile.tokenType(0) == .unknown && fromFile.tokenType(5) == .byte)
+    }
+
     @Test("a tokenizer.model file that is not a SentencePiece model is an error naming the file")
     func badModelFile() throws {
         let path = TinyModel.temporaryPath("not-a-model")
