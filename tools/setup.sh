@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_pkgs=()
-for p in libopenblas-dev libsentencepiece-dev libomp-dev pkg-config; do
+for p in libopenblas-dev libsentencepiece-dev libomp-dev pkg-config tmux; do
   dpkg -s "$p" >/dev/null 2>&1 || need_pkgs+=("$p")
 done
 if [ ${#need_pkgs[@]} -gt 0 ]; then

@@ -8,3 +8,8 @@ bash tools/setup.sh
 bash tools/fetch-models.sh gemma3 qwen2.5
 swift build -c release -Xswiftc -enable-testing --build-tests
 swift test -c release -Xswiftc -enable-testing --skip-build "$@"
+# End-to-end: the chat through a pseudo-terminal (tmux), the server through the openai client,
+# and the example package that embeds HARP by path (debug build: it only has to compile).
+bash tools/test-chat-pty.sh .build/release/harp-run
+python3 tools/test-server.py .build/release/harp-run
+swift build --package-path Examples/EngineDemo
