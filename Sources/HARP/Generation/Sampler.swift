@@ -116,15 +116,20 @@ public struct Sampler: Sendable {
     }
 
     /// The index of the largest value (the first one on ties), as llama.cpp's greedy sampler picks.
-    public static func argmax<C: Collection>(_ values: C) -> Int32 where C.Element == Float, C.Index == Int {
-        var best = values.startIndex
-        var bestValue = -Float.infinity
-        for i in values.indices where values[i] > bestValue {
-            bestValue = values[i]
-            best = i
+    /// Concrete (not generic over Collection) so callers in other modules get the fast loop.
+    public static func argmax(_ values: ArraySlice<Float>) -> Int32 {
+        values.withUnsafeBufferPointer { buffer in
+            var best = 0
+            var bestValue = -Float.infinity
+            for i in buffer.indices where buffer[i] > bestValue {
+                bestValue = buffer[i]
+                best = i
+            }
+            return Int32(best)
         }
-        return Int32(best - values.startIndex)
     }
+
+    public static func argmax(_ values: [Float]) -> Int32 { argmax(values[...]) }
 
     private func penalized(_ logits: ArraySlice<Float>) -> [Float] {
         var out = Array(logits)
