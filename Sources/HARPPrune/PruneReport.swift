@@ -29,6 +29,8 @@ public struct PruneReport: Codable, Sendable {
     public var calibrationWindows: Int
     public var calibrationWindowLength: Int
     public var mlpRatio: Float
+    /// Windows the α search scored.
+    public var searchWindows: Int
     public var alphaGrid: [Float]
     /// Searched layers, top first, and the calibration perplexity of each grid value.
     public var searchedLayers: [Int]
@@ -50,6 +52,7 @@ public struct PruneReport: Codable, Sendable {
         calibrationWindows = calibration.windows.count
         calibrationWindowLength = calibration.windowLength
         mlpRatio = options.mlpRatio
+        searchWindows = min(calibration.windows.count, options.searchWindows ?? .max)
         self.alphaGrid = alphaGrid
         self.searchedLayers = searchedLayers
         self.searchPerplexities = searchPerplexities
@@ -96,6 +99,7 @@ public struct PruneReport: Codable, Sendable {
                      + "(perplexity over the second half of each window)"]
         if mlpRatio > 0 { lines.append("- FLAP MLP ratio: \(mlpRatio)") }
         if !searchedLayers.isEmpty {
+            lines.append("- α search: the first \(searchWindows) windows, grid \(alphaGrid.map { String(format: "%.2g", $0) }.joined(separator: ", "))")
             lines.append("- α (top layer first, layers \(searchedLayers.map(String.init).joined(separator: ", "))): "
                          + "[\(alphasTopFirst.map { String(format: "%.1f", $0) }.joined(separator: ", "))]")
         }

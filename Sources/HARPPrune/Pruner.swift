@@ -29,6 +29,9 @@ public struct PruneOptions: Sendable {
     public var budget: Double?
     /// HARP's α grid.
     public var alphaGrid: [Float] = (0...10).map { Float($0) / 10 }
+    /// Calibration windows the α search scores (the first ones; nil: all). Every candidate runs
+    /// the LM head on each scored token, which dominates the search on small models.
+    public var searchWindows: Int? = 32
     /// FLAP MLP pruning ratio on top of the method (0: off).
     public var mlpRatio: Float = 0
     /// Type of re-encoded matrices (nil: each matrix keeps its source type where possible).
@@ -45,6 +48,9 @@ public struct PruneOptions: Sendable {
         }
         guard !alphaGrid.isEmpty, alphaGrid.allSatisfy({ $0.isFinite && $0 >= 0 }) else {
             throw HARPError.invalidArgument("the α grid must hold at least one finite value ≥ 0")
+        }
+        if let searchWindows, searchWindows < 1 {
+            throw HARPError.invalidArgument("--search-windows \(searchWindows) must be at least 1")
         }
         guard (0..<1).contains(mlpRatio) else { throw HARPError.invalidArgument("--mlp-ratio \(mlpRatio) is outside [0, 1)") }
     }
@@ -118,7 +124,10 @@ public struct Pruner {
         switch options.method {
         case .harp:
             let search = HARPSearch(layers: searchedLayers, grid: options.alphaGrid, pool: pool)
-            let result = try search.run(editor, inputs: statistics.layerInputs, targets: calibration.scoredTargets) {
+            let rows = min(calibration.windows.count, options.searchWindows ?? .max) * calibration.scoredPositions.count
+            let d = model.config.embeddingLength
+            let inputs = statistics.layerInputs.mapValues { Array($0.prefix(rows * d)) }
+            let result = try search.run(editor, inputs: inputs, targets: Array(calibration.scoredTargets.prefix(rows))) {
                 progress("α search", $0, $1)
             }
             editor = result.editor
