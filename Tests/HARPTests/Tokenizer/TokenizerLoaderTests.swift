@@ -29,9 +29,10 @@ struct TokenizerLoaderTests {
         #expect(tokenizer.encode("ab", parseSpecial: false) == [256])
     }
 
-    @Test func sentencePieceIsNotSupportedYet() {
+    @Test func unusableVocabulariesNameTheProblem() {
+        // A SentencePiece ('llama') vocabulary needs an unknown token; this byte-level test vocabulary has none.
         #expect(throws: HARPError.tokenizer(
-            "test.gguf: SentencePiece tokenizers (tokenizer.ggml.model = 'llama') are not supported yet")) {
+            "test.gguf: SentencePiece vocabulary without a valid unknown token (tokenizer.ggml.unknown_token_id)")) {
             try TokenizerLoader.load(metadata: Self.metadata(model: "llama"), source: "test.gguf")
         }
         #expect(throws: HARPError.tokenizer("test.gguf: unsupported tokenizer.ggml.model 'rwkv'")) {
