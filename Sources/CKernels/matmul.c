@@ -16,9 +16,9 @@
 // T at and above which dequantize + sgemm beats the direct kernels. Measured per thread on the
 // 2-core Zen 5 box: OpenBLAS sgemm on 128-row tiles gives ~75 GFLOP/s at T = 16, ~90 at 32 and
 // ~120 from T ≈ 128. The int8 kernels for the 32-element formats run 112–119 at any T with AVX2,
-// 120–128 with AVX-VNNI and ~150 with AVX-512 VNNI, so those formats use sgemm only from 128
-// without VNNI and never with it; the k-quant int8 kernels (~90) switch at 32 and the float
-// kernels (~50–60, FMA-latency bound) at 16.
+// 120–128 with AVX-VNNI and ~230 (T = 512) with AVX-512 VNNI, so those formats use sgemm only
+// from 128 without VNNI and never with it; the k-quant int8 kernels (~90) switch at 32 and the
+// float kernels (~50–60, FMA-latency bound) at 16.
 #define GEMM_MIN_T 32
 #define GEMM_MIN_T_FLOAT 16
 #define GEMM_MIN_T_LEGACY_AVX2 128
@@ -29,9 +29,12 @@
 // Four activation rows' blocks side by side (rows past T are zero), so one weight block meets
 // all four with contiguous loads of their scales and sums.
 typedef struct xq8x4 { float d[4], s[4]; int8_t qs[4][QK]; } xq8x4;
+// Eight activation rows' blocks for the AVX-512 kernel (see wq8x2): lane 2t + r of each 16-lane
+// vector holds row t's values for weight row r of a pair, so every value appears twice.
+typedef struct xq8x8 { float d[16], s[16]; int8_t qs[8][64]; } xq8x8;
 
 typedef struct mm_ctx mm_ctx;
-typedef void (*rows_fn)(const mm_ctx *c, int64_t r0, int64_t r1);
+typedef void (*rows_fn)(const mm_ctx *c, int tid, int64_t r0, int64_t r1);
 
 struct mm_ctx {
     int wtype, level;
@@ -44,12 +47,48 @@ struct mm_ctx {
     int64_t ys;
     const uint8_t *xq;  // quantized activations: T rows of xq_row_bytes
     size_t xq_row_bytes;
-    const struct xq8x4 *xq4;  // legacy formats, T > 1, SIMD: groups of four rows interleaved
+    const struct xq8x4 *xq4;  // legacy formats, T > 1, AVX2/VNNI: groups of four rows interleaved
+    const struct xq8x8 *xqp;  // legacy formats, T > 1, AVX-512: slabs of eight rows, lanes paired
     rows_fn fn;
     hk_pool *pool;
     int64_t chunk;
     _Alignas(64) _Atomic int64_t next;
 };
+
+// Group order of the pair layouts: _mm256_unpack{lo,hi}_epi32 interleave groups 0,1,4,5 and 2,3,6,7.
+static const int pair_group[8] = {0, 1, 4, 5, 2, 3, 6, 7};
+
+// Activation rows in groups of four (xq8x4), for the AVX2/VNNI batched kernels.
+static void interleave_fours(const uint8_t *xq, size_t xq_row_bytes, int64_t T, int64_t nb, xq8x4 *dst) {
+    memset(dst, 0, sizeof(xq8x4) * (size_t)(((T + 3) / 4) * nb));  // zero rows pad the last group
+    for (int64_t t = 0; t < T; t++) {
+        const xq8 *row = (const xq8 *)(xq + t * xq_row_bytes);
+        for (int64_t b = 0; b < nb; b++) {
+            xq8x4 *o = &dst[(t / 4) * nb + b];
+            o->d[t % 4] = row[b].d;
+            o->s[t % 4] = row[b].s;
+            memcpy(o->qs[t % 4], row[b].qs, QK);
+        }
+    }
+}
+
+// Activation rows in slabs of eight (xq8x8), for the AVX-512 batched kernel.
+static void interleave_pairs(const uint8_t *xq, size_t xq_row_bytes, int64_t T, int64_t nb, xq8x8 *dst) {
+    memset(dst, 0, sizeof(xq8x8) * (size_t)(((T + 7) / 8) * nb));  // zero rows pad the last slab
+    for (int64_t t = 0; t < T; t++) {
+        const xq8 *row = (const xq8 *)(xq + t * xq_row_bytes);
+        for (int64_t b = 0; b < nb; b++) {
+            xq8x8 *o = &dst[(t / 8) * nb + b];
+            const int lane = 2 * (int)(t % 8);
+            o->d[lane] = o->d[lane + 1] = row[b].d;
+            o->s[lane] = o->s[lane + 1] = row[b].s;
+            for (int k = 0; k < 8; k++) {
+                memcpy(&o->qs[k][4 * lane], row[b].qs + 4 * pair_group[k], 4);
+                memcpy(&o->qs[k][4 * lane + 4], row[b].qs + 4 * pair_group[k], 4);
+            }
+        }
+    }
+}
 
 // ---- Scalar dot products (weight row · one quantized activation row) -----------------------------
 
@@ -177,7 +216,8 @@ static float load_w_scalar(int type, const uint8_t *w, int64_t i) {
     }
 }
 
-static void rows_scalar(const mm_ctx *c, int64_t r0, int64_t r1) {
+static void rows_scalar(const mm_ctx *c, int tid, int64_t r0, int64_t r1) {
+    (void)tid;
     const int t = c->wtype;
     const int kq = t == HK_Q4_K || t == HK_Q5_K || t == HK_Q6_K;
     const int fl = t == HK_F32 || t == HK_F16 || t == HK_BF16;
@@ -218,74 +258,118 @@ static void rows_scalar(const mm_ctx *c, int64_t r0, int64_t r1) {
 #undef KNAME
 #undef MUL_SUM
 
-// AVX-512 VNNI: batched rows of the 32-element formats. One zmm dpbusd multiplies a weight block
-// (broadcast to both halves) with two interleaved activation rows; a 128-bit-lane shuffle + add
-// folds the four rows' partial sums into one vector [t0 | t1 | t2 | t3], scaled by one FMA.
-// T = 1 stays on the 256-bit kernel (memory-bound there).
+// AVX-512 VNNI: batched rows (T > 1) of the 32-element formats, with no horizontal sums. Each
+// thread unpacks eight weight rows at a time into four pairs whose 4-byte groups are interleaved
+// (wq8x2), so one 64-bit broadcast [row 0 group j | row 1 group j] meets eight activation rows'
+// group j (xq8x8: lane 2t + r holds activation row t for weight row r) in one zmm dpbusd, and every
+// lane ends up with one (activation row, weight row) dot product of the block. Four pairs share
+// each activation load; two int32 chains per pair hide the dpbusd latency. The unpacked rows stay
+// in the thread's scratch for the next eight activation rows. T = 1 stays on the 256-bit kernel
+// (memory-bound there).
 #define HK_AVX512 __attribute__((target("avx2,fma,f16c,avxvnni,avx512f,avx512bw,avx512vnni")))
 
-HK_AVX512 HK_INLINE void legacy_rows4_512(int type, const uint8_t *w, int64_t nb, const xq8x4 *x, int64_t gstride,
-                                          int NG, float *out) {
-    const __m512i didx = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
-    __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
-    __m128 macc[2] = {_mm_setzero_ps(), _mm_setzero_ps()};
-    for (int64_t b = 0; b < nb; b++) {
-        float d, m;
-        __m256i q = legacy_unpack_vnni(type, w, b, &d, &m);
-        if (type == HK_Q8_0) {  // no zmm sign trick: offset to unsigned, Σ(q+128)x − 128Σx
-            q = _mm256_xor_si256(q, _mm256_set1_epi8((char)0x80));
-            m = -128.0f * d;
+// One block of a weight-row pair: q[k] = [row 0 group pair_group[k] | row 1 same group] as unsigned
+// levels, and each row's scale d and offset m (value = d·q + m).
+typedef struct { uint8_t q[8][8]; float d[2], m[2]; } wq8x2;
+
+// Weight rows r..r+7 → dst[4b + p] (pair p = rows r+2p, r+2p+1); rows from r_end on repeat the
+// last row (their results are discarded).
+HK_AVX512 HK_INLINE void unpack_pairs(int type, const mm_ctx *c, int64_t r, int64_t r_end, wq8x2 *dst) {
+    const uint8_t *w[8];
+    for (int i = 0; i < 8; i++) w[i] = c->W + (r + i < r_end ? r + i : r_end - 1) * c->row_bytes;
+    for (int64_t b = 0; b < c->nb; b++) {
+        for (int p = 0; p < 4; p++) {
+            wq8x2 *o = dst + 4 * b + p;
+            float d0, m0, d1, m1;
+            __m256i q0 = legacy_unpack_vnni(type, w[2 * p], b, &d0, &m0);
+            __m256i q1 = legacy_unpack_vnni(type, w[2 * p + 1], b, &d1, &m1);
+            if (type == HK_Q8_0) {  // signed: offset to unsigned, Σ(q+128)x − 128Σx
+                q0 = _mm256_xor_si256(q0, _mm256_set1_epi8((char)0x80));
+                q1 = _mm256_xor_si256(q1, _mm256_set1_epi8((char)0x80));
+                m0 = -128.0f * d0;
+                m1 = -128.0f * d1;
+            }
+            _mm256_storeu_si256((__m256i *)o->q[0], _mm256_unpacklo_epi32(q0, q1));
+            _mm256_storeu_si256((__m256i *)o->q[4], _mm256_unpackhi_epi32(q0, q1));
+            _mm_storeu_ps(o->d, _mm_setr_ps(d0, d1, m0, m1));  // d and m are adjacent
         }
-        const __m512i qq = _mm512_broadcast_i64x4(q);
-        const __m512 vd = _mm512_set1_ps(d);
-        for (int g = 0; g < NG; g++) {
-            const xq8x4 *xb = x + g * gstride + b;
-            const __m512i p01 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), qq, _mm512_loadu_si512(xb->qs[0]));
-            const __m512i p23 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), qq, _mm512_loadu_si512(xb->qs[2]));
-            // Lane chunks of p01: [t0 lo, t0 hi, t1 lo, t1 hi]; fold to [t0, t1, t2, t3].
-            const __m512i h = _mm512_add_epi32(_mm512_shuffle_i32x4(p01, p23, _MM_SHUFFLE(2, 0, 2, 0)),
-                                               _mm512_shuffle_i32x4(p01, p23, _MM_SHUFFLE(3, 1, 3, 1)));
-            const __m512 dx = _mm512_permutexvar_ps(didx, _mm512_castps128_ps512(_mm_loadu_ps(xb->d)));
-            acc[g] = _mm512_fmadd_ps(_mm512_mul_ps(vd, dx), _mm512_cvtepi32_ps(h), acc[g]);
-            macc[g] = _mm_fmadd_ps(_mm_set1_ps(m), _mm_loadu_ps(xb->s), macc[g]);
-        }
-    }
-    for (int g = 0; g < NG; g++) {
-        const __m128 c0 = _mm512_extractf32x4_ps(acc[g], 0), c1 = _mm512_extractf32x4_ps(acc[g], 1);
-        const __m128 c2 = _mm512_extractf32x4_ps(acc[g], 2), c3 = _mm512_extractf32x4_ps(acc[g], 3);
-        _mm_storeu_ps(out + 4 * g, _mm_add_ps(_mm_hadd_ps(_mm_hadd_ps(c0, c1), _mm_hadd_ps(c2, c3)), macc[g]));
     }
 }
 
-#define KLEGACY512(name, TYPE)                                                                       \
-    HK_AVX512 static void name##_512(const mm_ctx *c, int64_t r0, int64_t r1) {                      \
-        if (c->T == 1) {                                                                             \
-            name##_vnni(c, r0, r1);                                                                  \
-            return;                                                                                  \
-        }                                                                                            \
-        const int64_t groups = (c->T + 3) / 4;                                                       \
-        for (int64_t g0 = 0; g0 < groups; g0 += 8) {                                                 \
-            const int64_t g1 = g0 + 8 < groups ? g0 + 8 : groups;                                    \
-            for (int64_t r = r0; r < r1; r++) {                                                      \
-                const uint8_t *w = c->W + r * c->row_bytes;                                          \
-                for (int64_t g = g0; g < g1; g += 2) {                                               \
-                    float out[8];                                                                    \
-                    const int ng = g + 1 < g1 ? 2 : 1;                                               \
-                    if (ng == 2) legacy_rows4_512(TYPE, w, c->nb, c->xq4 + g * c->nb, c->nb, 2, out); \
-                    else legacy_rows4_512(TYPE, w, c->nb, c->xq4 + g * c->nb, c->nb, 1, out);   \
-                    for (int64_t t = 4 * g; t < c->T && t < 4 * (g + ng); t++)                       \
-                        c->Y[t * c->ys + r] = out[t - 4 * g];                                        \
-                }                                                                                    \
-            }                                                                                        \
-        }                                                                                            \
+HK_AVX512 HK_INLINE __m512i broadcast_u64(const void *p) {
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return _mm512_set1_epi64((long long)v);
+}
+
+// Four unpacked pairs · one slab of eight activation rows: acc[p] lane 2t + r = Y[t][row 2p + r].
+// Meanwhile pf_bytes from pf (the next group's weight rows) are prefetched, spread over the
+// blocks: the unpacking's scratch stores fill the store buffer and keep its own loads from
+// running ahead, so without this the weights' memory latency is not hidden.
+HK_AVX512 HK_INLINE void dot_pairs(const wq8x2 *w, const xq8x8 *x, int64_t nb, const uint8_t *pf, int64_t pf_bytes,
+                                   __m512 acc[4]) {
+    const int64_t pf_step = (pf_bytes / nb + 64) & ~(int64_t)63;
+    for (int p = 0; p < 4; p++) acc[p] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        for (int64_t off = b * pf_step; off < (b + 1) * pf_step && off < pf_bytes; off += 64)
+            _mm_prefetch((const char *)(pf + off), _MM_HINT_T0);
+        const wq8x2 *wb = w + 4 * b;
+        const xq8x8 *xb = x + b;
+        __m512i s0[4], s1[4];
+        for (int p = 0; p < 4; p++) s0[p] = s1[p] = _mm512_setzero_si512();
+        for (int k = 0; k < 8; k += 2) {
+            const __m512i x0 = _mm512_loadu_si512(xb->qs[k]), x1 = _mm512_loadu_si512(xb->qs[k + 1]);
+            for (int p = 0; p < 4; p++) {
+                s0[p] = _mm512_dpbusd_epi32(s0[p], broadcast_u64(wb[p].q[k]), x0);
+                s1[p] = _mm512_dpbusd_epi32(s1[p], broadcast_u64(wb[p].q[k + 1]), x1);
+            }
+        }
+        const __m512 xd = _mm512_loadu_ps(xb->d), xs = _mm512_loadu_ps(xb->s);
+        for (int p = 0; p < 4; p++) {
+            const __m512 wd = _mm512_castsi512_ps(broadcast_u64(wb[p].d));
+            const __m512 wm = _mm512_castsi512_ps(broadcast_u64(wb[p].m));
+            const __m512 sum = _mm512_cvtepi32_ps(_mm512_add_epi32(s0[p], s1[p]));
+            acc[p] = _mm512_fmadd_ps(_mm512_mul_ps(wd, xd), sum, _mm512_fmadd_ps(wm, xs, acc[p]));
+        }
+    }
+}
+
+// Rows r0..r1 for T > 1: slabs of eight activation rows outside the groups of eight weight rows;
+// the first slab unpacks each group into the thread's scratch, later slabs reuse it.
+HK_AVX512 HK_INLINE void rows_pairs(int type, const mm_ctx *c, int tid, int64_t r0, int64_t r1) {
+    const int64_t groups = (r1 - r0 + 7) / 8, slabs = (c->T + 7) / 8;
+    wq8x2 *w = hk_pool_scratch(c->pool, tid, sizeof(wq8x2) * (size_t)(4 * c->nb * groups));
+    for (int64_t s = 0; s < slabs; s++) {
+        for (int64_t g = 0; g < groups; g++) {
+            const int64_t r = r0 + 8 * g;
+            wq8x2 *wg = w + 4 * c->nb * g;
+            if (s == 0) unpack_pairs(type, c, r, r1, wg);
+            const int64_t next = r + 8 < c->rows ? r + 8 : c->rows;
+            const int64_t next_end = s > 0 ? next : (r + 16 < c->rows ? r + 16 : c->rows);
+            __m512 acc[4];
+            dot_pairs(wg, c->xqp + s * c->nb, c->nb, c->W + next * c->row_bytes,
+                      (int64_t)((size_t)(next_end - next) * c->row_bytes), acc);
+            float out[4][16];
+            for (int p = 0; p < 4; p++) _mm512_storeu_ps(out[p], acc[p]);
+            for (int64_t t = 8 * s; t < c->T && t < 8 * s + 8; t++)
+                for (int64_t i = 0; i < 8 && r + i < r1; i++)
+                    c->Y[t * c->ys + r + i] = out[i / 2][2 * (t - 8 * s) + i % 2];
+        }
+    }
+}
+
+#define KPAIRS512(name, TYPE)                                                                        \
+    HK_AVX512 static void name##_512(const mm_ctx *c, int tid, int64_t r0, int64_t r1) {             \
+        if (c->T == 1) name##_vnni(c, tid, r0, r1);                                                  \
+        else rows_pairs(TYPE, c, tid, r0, r1);                                                       \
     }
 
-KLEGACY512(rows_q4_0, HK_Q4_0)
-KLEGACY512(rows_q4_1, HK_Q4_1)
-KLEGACY512(rows_q5_0, HK_Q5_0)
-KLEGACY512(rows_q5_1, HK_Q5_1)
-KLEGACY512(rows_q8_0, HK_Q8_0)
-#undef KLEGACY512
+KPAIRS512(rows_q4_0, HK_Q4_0)
+KPAIRS512(rows_q4_1, HK_Q4_1)
+KPAIRS512(rows_q5_0, HK_Q5_0)
+KPAIRS512(rows_q5_1, HK_Q5_1)
+KPAIRS512(rows_q8_0, HK_Q8_0)
+#undef KPAIRS512
 
 static rows_fn pick_rows_512(int type) {
     switch (type) {
@@ -313,12 +397,12 @@ static rows_fn pick_rows(int type, int level) {
 // ---- Drivers ---------------------------------------------------------------------------------------
 
 static void rows_job(void *p, int tid, int nth) {
-    (void)tid; (void)nth;
+    (void)nth;
     mm_ctx *c = p;
     for (;;) {
         const int64_t r0 = atomic_fetch_add_explicit(&c->next, c->chunk, memory_order_relaxed);
         if (r0 >= c->rows) break;
-        c->fn(c, r0, r0 + c->chunk < c->rows ? r0 + c->chunk : c->rows);
+        c->fn(c, tid, r0, r0 + c->chunk < c->rows ? r0 + c->chunk : c->rows);
     }
 }
 
@@ -368,30 +452,24 @@ void hk_matmul(hk_pool *pool, int wtype, const void *W, int64_t rows, int64_t co
     if (!is_float) {
         const int kq = wtype == HK_Q4_K || wtype == HK_Q5_K || wtype == HK_Q6_K;
         c.xq_row_bytes = kq ? (size_t)(cols / QK_K) * sizeof(xq8k) : (size_t)(cols / QK) * sizeof(xq8);
-        // Legacy formats with T > 1 on SIMD also get the rows interleaved in groups of four.
-        const int interleave = !kq && c.level >= HK_LEVEL_AVX2 && T > 1;
-        const int64_t groups = (T + 3) / 4;
+        // Legacy formats with T > 1 on SIMD also get the rows interleaved for their batched kernel.
+        const int pairs = !kq && c.level >= HK_LEVEL_AVX512 && T > 1;
+        const int fours = !kq && c.level >= HK_LEVEL_AVX2 && c.level < HK_LEVEL_AVX512 && T > 1;
         const size_t xq_bytes = (c.xq_row_bytes * (size_t)T + 63) & ~(size_t)63;
-        const size_t x4_bytes = interleave ? sizeof(xq8x4) * (size_t)(groups * c.nb) : 0;
-        uint8_t *xq = hk_pool_shared(pool, xq_bytes + x4_bytes);
+        const size_t layout_bytes = pairs ? sizeof(xq8x8) * (size_t)(((T + 7) / 8) * c.nb)
+                                  : fours ? sizeof(xq8x4) * (size_t)(((T + 3) / 4) * c.nb) : 0;
+        uint8_t *xq = hk_pool_shared(pool, xq_bytes + layout_bytes);
         for (int64_t t = 0; t < T; t++) {
             if (kq) hk_quantize_xq8k(c.level, X + t * x_stride, (xq8k *)(xq + t * c.xq_row_bytes), cols);
             else hk_quantize_xq8(c.level, X + t * x_stride, (xq8 *)(xq + t * c.xq_row_bytes), cols);
         }
         c.xq = xq;
-        if (interleave) {
-            xq8x4 *x4 = (xq8x4 *)(xq + xq_bytes);
-            memset(x4, 0, x4_bytes);  // zero rows pad the last group
-            for (int64_t t = 0; t < T; t++) {
-                const xq8 *row = (const xq8 *)(xq + t * c.xq_row_bytes);
-                for (int64_t b = 0; b < c.nb; b++) {
-                    xq8x4 *dst = &x4[(t / 4) * c.nb + b];
-                    dst->d[t % 4] = row[b].d;
-                    dst->s[t % 4] = row[b].s;
-                    memcpy(dst->qs[t % 4], row[b].qs, QK);
-                }
-            }
-            c.xq4 = x4;
+        if (pairs) {
+            interleave_pairs(xq, c.xq_row_bytes, T, c.nb, (xq8x8 *)(xq + xq_bytes));
+            c.xqp = (const xq8x8 *)(xq + xq_bytes);
+        } else if (fours) {
+            interleave_fours(xq, c.xq_row_bytes, T, c.nb, (xq8x4 *)(xq + xq_bytes));
+            c.xq4 = (const xq8x4 *)(xq + xq_bytes);
         }
     }
     c.fn = pick_rows(wtype, c.level);

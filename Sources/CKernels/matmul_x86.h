@@ -96,7 +96,8 @@ KTARGET HK_INLINE void KNAME(legacy_rows4)(int type, const uint8_t *w, int64_t n
 // the weight-row loop, so large T streams neither the activations nor the weights from memory.
 #define LEGACY_SLAB 8
 #define KLEGACY(name, TYPE)                                                                          \
-    KTARGET static void KNAME(name)(const mm_ctx *c, int64_t r0, int64_t r1) {                       \
+    KTARGET static void KNAME(name)(const mm_ctx *c, int tid, int64_t r0, int64_t r1) {              \
+        (void)tid;                                                                                   \
         if (c->T == 1) {                                                                             \
             for (int64_t r = r0; r < r1; r++)                                                        \
                 c->Y[r] = KNAME(legacy_row1)(TYPE, c->W + r * c->row_bytes, c->nb, (const xq8 *)c->xq); \
@@ -250,7 +251,8 @@ KTARGET HK_INLINE void KNAME(float_row)(int type, const uint8_t *w, int64_t n, c
 
 // Row loop: activation rows in groups of four, each group a compile-time NT.
 #define KROWS(name, TYPE, ROWFN, XT, XBASE, XSTRIDE, LEN)                                             \
-    KTARGET static void KNAME(name)(const mm_ctx *c, int64_t r0, int64_t r1) {                       \
+    KTARGET static void KNAME(name)(const mm_ctx *c, int tid, int64_t r0, int64_t r1) {              \
+        (void)tid;                                                                                   \
         for (int64_t r = r0; r < r1; r++) {                                                          \
             const uint8_t *w = c->W + r * c->row_bytes;                                              \
             for (int64_t t0 = 0; t0 < c->T; t0 += 4) {                                               \

@@ -1,4 +1,4 @@
-// hk_matmul against dequantize + float dot, for every type, small and large T, both SIMD levels.
+// hk_matmul against dequantize + float dot, for every type, small and large T, every SIMD level.
 import CKernels
 import Testing
 
@@ -53,6 +53,18 @@ struct KernelsMatmulTests {
         for level in simdLevels {
             for T in [33, 130] {
                 Self.check(type, rows: 70, cols: 256, T: T, threads: 2, level: level, seed: 9 + UInt64(type.rawValue + Int32(T)))
+            }
+        }
+    }
+
+    /// Batched rows of the 32-element formats around the edges of the AVX-512 kernel's tiling: T just
+    /// past a slab of eight activation rows, row counts that leave a partial group of eight weight
+    /// rows, and chunks of several groups whose unpacked weights are reused by later slabs.
+    @Test("batched rows across slab and row-group edges", arguments: [KType.q4_0, .q4_1, .q5_0, .q5_1, .q8_0])
+    func slabEdges(type: KType) {
+        for level in simdLevels {
+            for (rows, T) in [(203, 9), (77, 17), (8, 16)] {
+                Self.check(type, rows: rows, cols: 128, T: T, threads: 2, level: level, seed: UInt64(rows * T) + UInt64(type.rawValue))
             }
         }
     }
