@@ -65,6 +65,7 @@ enum GenerateCommand {
             OptionSpec(names: ["-c", "--ctx-size"], value: "N", help: "context length (default: min(model, 4096))"),
             OptionSpec(names: ["--kv-type"], value: "TYPE", help: "KV cache element type: f16 (default) or f32"),
             OptionSpec(names: ["--ids"], value: nil, help: "also print the generated token ids on a last line"),
+            OptionSpec(names: ["--ignore-eos"], value: nil, help: "keep generating after end-of-generation tokens"),
         ] + SamplingOptions.all)
 
     static func run(_ args: ParsedArguments) throws {
@@ -96,7 +97,7 @@ enum GenerateCommand {
         while generated.count < budget {
             let token = sampler.sample(logits)
             generated.append(token)
-            if loaded.tokenizer.endOfGenerationIDs.contains(token) { break }
+            if !args.flag("--ignore-eos") && loaded.tokenizer.endOfGenerationIDs.contains(token) { break }
             Output.write(text.append(token))
             if generated.count < budget { logits = try session.feed([token]) }
         }
