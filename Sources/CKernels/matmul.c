@@ -55,9 +55,6 @@ struct mm_ctx {
     _Alignas(64) _Atomic int64_t next;
 };
 
-// Group order of the pair layouts: _mm256_unpack{lo,hi}_epi32 interleave groups 0,1,4,5 and 2,3,6,7.
-static const int pair_group[8] = {0, 1, 4, 5, 2, 3, 6, 7};
-
 // Activation rows in groups of four (xq8x4), for the AVX2/VNNI batched kernels.
 static void interleave_fours(const uint8_t *xq, size_t xq_row_bytes, int64_t T, int64_t nb, xq8x4 *dst) {
     memset(dst, 0, sizeof(xq8x4) * (size_t)(((T + 3) / 4) * nb));  // zero rows pad the last group
@@ -82,9 +79,9 @@ static void interleave_pairs(const uint8_t *xq, size_t xq_row_bytes, int64_t T, 
             const int lane = 2 * (int)(t % 8);
             o->d[lane] = o->d[lane + 1] = row[b].d;
             o->s[lane] = o->s[lane + 1] = row[b].s;
-            for (int k = 0; k < 8; k++) {
-                memcpy(&o->qs[k][4 * lane], row[b].qs + 4 * pair_group[k], 4);
-                memcpy(&o->qs[k][4 * lane + 4], row[b].qs + 4 * pair_group[k], 4);
+            for (int j = 0; j < 8; j++) {
+                memcpy(&o->qs[j][4 * lane], row[b].qs + 4 * j, 4);
+                memcpy(&o->qs[j][4 * lane + 4], row[b].qs + 4 * j, 4);
             }
         }
     }
@@ -268,30 +265,54 @@ static void rows_scalar(const mm_ctx *c, int tid, int64_t r0, int64_t r1) {
 // (memory-bound there).
 #define HK_AVX512 __attribute__((target("avx2,fma,f16c,avxvnni,avx512f,avx512bw,avx512vnni")))
 
-// One block of a weight-row pair: q[k] = [row 0 group pair_group[k] | row 1 same group] as unsigned
-// levels, and each row's scale d and offset m (value = d·q + m).
+// One block of a weight-row pair: q[j] = [row 0 group j | row 1 group j] (group j = elements
+// 4j..4j+3) as unsigned levels, and each row's scale d and offset m (value = d·q + m).
 typedef struct { uint8_t q[8][8]; float d[2], m[2]; } wq8x2;
 
+// [d0 d1 m0 m1] of block b of the rows w0, w1. Every block starts with its f16 scale d; Q4_1/Q5_1
+// follow it with the f16 offset m, the others have a fixed offset in units of d (for the others the
+// second converted value of each row is unused).
+HK_AVX512 HK_INLINE __m128 pair_scales(int type, const uint8_t *w0, const uint8_t *w1, size_t block_bytes, int64_t b) {
+    const __m128 dm = _mm_cvtph_ps(_mm_setr_epi32((int)load_u32(w0 + b * block_bytes), (int)load_u32(w1 + b * block_bytes), 0, 0));
+    if (type == HK_Q4_1 || type == HK_Q5_1) return _mm_shuffle_ps(dm, dm, _MM_SHUFFLE(3, 1, 2, 0));
+    // Q8_0's levels are stored offset to unsigned (see unpack_pairs).
+    const float offset = type == HK_Q4_0 ? -8.0f : type == HK_Q5_0 ? -16.0f : -128.0f;
+    return _mm_mul_ps(_mm_shuffle_ps(dm, dm, _MM_SHUFFLE(2, 0, 2, 0)), _mm_setr_ps(1.0f, 1.0f, offset, offset));
+}
+
 // Weight rows r..r+7 → dst[4b + p] (pair p = rows r+2p, r+2p+1); rows from r_end on repeat the
-// last row (their results are discarded).
+// last row (their results are discarded). Each pair's block is assembled in one zmm and put into
+// group order with one permute.
 HK_AVX512 HK_INLINE void unpack_pairs(int type, const mm_ctx *c, int64_t r, int64_t r_end, wq8x2 *dst) {
     const uint8_t *w[8];
     for (int i = 0; i < 8; i++) w[i] = c->W + (r + i < r_end ? r + i : r_end - 1) * c->row_bytes;
+    const size_t block_bytes = (size_t)hk_block_bytes(type);
+    // Output dword 2j + r takes group j of row r from rows laid out [row 0 | row 1] in element order,
+    // or, for the 4-bit formats, from 16-byte lanes [row 0 low nibbles | row 1 low | row 0 high | row 1 high].
+    const __m512i element_order = _mm512_setr_epi32(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15);
+    const __m512i nibble_order = _mm512_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7, 8, 12, 9, 13, 10, 14, 11, 15);
     for (int64_t b = 0; b < c->nb; b++) {
         for (int p = 0; p < 4; p++) {
+            const uint8_t *w0 = w[2 * p], *w1 = w[2 * p + 1];
             wq8x2 *o = dst + 4 * b + p;
-            float d0, m0, d1, m1;
-            __m256i q0 = legacy_unpack_vnni(type, w[2 * p], b, &d0, &m0);
-            __m256i q1 = legacy_unpack_vnni(type, w[2 * p + 1], b, &d1, &m1);
-            if (type == HK_Q8_0) {  // signed: offset to unsigned, Σ(q+128)x − 128Σx
-                q0 = _mm256_xor_si256(q0, _mm256_set1_epi8((char)0x80));
-                q1 = _mm256_xor_si256(q1, _mm256_set1_epi8((char)0x80));
-                m0 = -128.0f * d0;
-                m1 = -128.0f * d1;
+            __m512i q;
+            if (type == HK_Q4_0 || type == HK_Q4_1) {
+                const size_t qs = type == HK_Q4_0 ? offsetof(block_q4_0, qs) : offsetof(block_q4_1, qs);
+                const __m256i packed = _mm256_loadu2_m128i((const __m128i *)(w1 + b * block_bytes + qs),
+                                                           (const __m128i *)(w0 + b * block_bytes + qs));
+                q = _mm512_inserti64x4(_mm512_castsi256_si512(packed), _mm256_srli_epi16(packed, 4), 1);
+                q = _mm512_permutexvar_epi32(nibble_order, _mm512_and_si512(q, _mm512_set1_epi8(0x0F)));
+            } else if (type == HK_Q8_0) {  // signed: offset to unsigned, Σ(q+128)x − 128Σx
+                q = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(w0 + b * block_bytes + offsetof(block_q8_0, qs)))),
+                                       _mm256_loadu_si256((const __m256i *)(w1 + b * block_bytes + offsetof(block_q8_0, qs))), 1);
+                q = _mm512_permutexvar_epi32(element_order, _mm512_xor_si512(q, _mm512_set1_epi8((char)0x80)));
+            } else {
+                float d, m;
+                const __m256i q0 = legacy_unpack_vnni(type, w0, b, &d, &m), q1 = legacy_unpack_vnni(type, w1, b, &d, &m);
+                q = _mm512_permutexvar_epi32(element_order, _mm512_inserti64x4(_mm512_castsi256_si512(q0), q1, 1));
             }
-            _mm256_storeu_si256((__m256i *)o->q[0], _mm256_unpacklo_epi32(q0, q1));
-            _mm256_storeu_si256((__m256i *)o->q[4], _mm256_unpackhi_epi32(q0, q1));
-            _mm_storeu_ps(o->d, _mm_setr_ps(d0, d1, m0, m1));  // d and m are adjacent
+            _mm512_storeu_si512(o->q, q);
+            _mm_storeu_ps(o->d, pair_scales(type, w0, w1, block_bytes, b));  // d and m are adjacent
         }
     }
 }
