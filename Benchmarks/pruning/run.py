@@ -80,6 +80,7 @@ def main():
     ap.add_argument("--out-dir", default="/tmp/harp-pruning")
     ap.add_argument("--report", default=str(Path(__file__).resolve().parent / "README.md"))
     ap.add_argument("--bin", default=str(ROOT / ".build/release"), help="directory holding harp-run and harp-prune")
+    ap.add_argument("--only", nargs="+", help="evaluate only these methods (labels) besides the dense model")
     args = ap.parse_args()
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -89,6 +90,8 @@ def main():
     rows = []
     models = [("dense", MODEL, None)]
     for label, prune_args in METHODS:
+        if args.only and label not in args.only:
+            continue
         out = out_dir / (label.lower().replace(" ", "-").replace("+", "-") + ".gguf")
         stdout, stderr, seconds = run([harp_prune, "-m", MODEL, "-o", out] + prune_args)
         print(f"{label}: pruned in {seconds:.0f} s\n{stdout}", flush=True)

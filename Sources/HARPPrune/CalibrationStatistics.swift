@@ -80,11 +80,9 @@ final class CalibrationStatistics: ForwardObserver {
     func layerInput(_ layer: Int, hidden: UnsafeBufferPointer<Float>, rows: Int) {
         if request.cachedInputs.contains(layer) {
             let d = hidden.count / rows
-            var stored = layerInputs[layer, default: []]
             for row in 0..<rows where scoredPositions.contains(row % windowLength) {
-                stored.append(contentsOf: hidden[(row * d)..<((row + 1) * d)])
+                layerInputs[layer, default: []].append(contentsOf: hidden[(row * d)..<((row + 1) * d)])
             }
-            layerInputs[layer] = stored
         }
         if request.layerSimilarity { pendingInput = Array(hidden) }
     }

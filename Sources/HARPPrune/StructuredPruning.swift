@@ -54,10 +54,12 @@ enum FLAPMLP {
 /// The attention-head baselines: whole KV groups (a KV head with its query heads) are removed, so
 /// the KV cache shrinks by the same share as HARP's. Scores are over the columns of `W_O` that
 /// read the group's heads (FLAP's pruning code scores heads the same way):
-/// - FLAP: Σ variance(input channel) × ‖W_O column‖², standardized per layer (its adaptive structure);
+/// - FLAP: Σ variance(input channel) × ‖W_O column‖²;
 /// - Wanda-sp: Σ mean|W_O column| × RMS(input channel);
 /// - magnitude-sp: Σ ‖W_O column‖.
-/// The lowest-scored groups across all layers are removed (one global ranking).
+/// Scores are standardized within each layer (FLAP's adaptive structure) and the lowest groups
+/// across all layers are removed. Raw Wanda and magnitude scores are not comparable across layers:
+/// ranked globally they strip the early layers' attention entirely.
 public enum HeadScore: String, Sendable, CaseIterable {
     case flap, wandaSP = "wanda-sp", magnitudeSP = "magnitude-sp"
 }
@@ -89,9 +91,8 @@ enum HeadPruning {
                 channel = squares.map { $0.squareRoot() }
             }
             let groupWidth = heads / kvHeads * headDim
-            var groups = (0..<kvHeads).map { g in channel[(g * groupWidth)..<((g + 1) * groupWidth)].reduce(0, +) }
-            if score == .flap { groups = FLAPMLP.zScores(groups) }
-            candidates += groups.enumerated().map { (layer, $0.offset, $0.element) }
+            let groups = (0..<kvHeads).map { g in channel[(g * groupWidth)..<((g + 1) * groupWidth)].reduce(0, +) }
+            candidates += FLAPMLP.zScores(groups).enumerated().map { (layer, $0.offset, $0.element) }
         }
         guard groupsToRemove <= candidates.count else {
             throw HARPError.invalidArgument("cannot remove \(groupsToRemove) KV heads: the model has \(candidates.count)")
