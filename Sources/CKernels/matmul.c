@@ -22,6 +22,8 @@
 #define GEMM_MIN_T 32
 #define GEMM_MIN_T_FLOAT 16
 #define GEMM_MIN_T_LEGACY_AVX2 128
+// T from which the AVX-512 kernel of the 32-element formats unpacks weight-row pairs (see there).
+#define PAIRS_MIN_T 5
 // Weight rows per sgemm tile: big enough to amortise OpenBLAS's packing of X, small enough that
 // the float tile stays in L2.
 #define GEMM_TILE_ROWS 128
@@ -255,15 +257,56 @@ static void rows_scalar(const mm_ctx *c, int tid, int64_t r0, int64_t r1) {
 #undef KNAME
 #undef MUL_SUM
 
-// AVX-512 VNNI: batched rows (T > 1) of the 32-element formats, with no horizontal sums. Each
-// thread unpacks eight weight rows at a time into four pairs whose 4-byte groups are interleaved
-// (wq8x2), so one 64-bit broadcast [row 0 group j | row 1 group j] meets eight activation rows'
-// group j (xq8x8: lane 2t + r holds activation row t for weight row r) in one zmm dpbusd, and every
-// lane ends up with one (activation row, weight row) dot product of the block. Four pairs share
-// each activation load; two int32 chains per pair hide the dpbusd latency. The unpacked rows stay
-// in the thread's scratch for the next eight activation rows. T = 1 stays on the 256-bit kernel
-// (memory-bound there).
+// AVX-512 VNNI: batched rows of the 32-element formats (T = 1 stays on the 256-bit kernel,
+// memory-bound there).
+//
+// T ≤ 4 (one group of four interleaved activation rows): each weight block is unpacked in registers
+// and broadcast to both halves of a zmm; one dpbusd meets two activation rows, and a 128-bit-lane
+// shuffle + add folds the four rows' partial sums into one vector [t0 | t1 | t2 | t3].
+//
+// T > 4, with no horizontal sums: each thread unpacks eight weight rows at a time into four pairs
+// whose 4-byte groups are interleaved (wq8x2), so one 64-bit broadcast [row 0 group j | row 1
+// group j] meets eight activation rows' group j (xq8x8: lane 2t + r holds activation row t for
+// weight row r) in one dpbusd, and every lane ends up with one (activation row, weight row) dot
+// product of the block. Four pairs share each activation load; two int32 chains per pair hide the
+// dpbusd latency. The unpacked rows stay in the thread's scratch for the next eight activation
+// rows. The unpacking costs about as much as the eight rows' dot products, so it pays from T ≈ 5
+// (measured on one thread, whole SmolLM2 step: at T = 4 Q8_0 runs ~15% slower this way; at T = 8
+// Q4_1 runs ~1.7× and Q8_0 ~1.5× as fast as with the T ≤ 4 kernel).
 #define HK_AVX512 __attribute__((target("avx2,fma,f16c,avxvnni,avx512f,avx512bw,avx512vnni")))
+
+// Rows r0..r1 for 1 < T ≤ 4: each weight row · the group of four interleaved activation rows.
+HK_AVX512 HK_INLINE void rows_four(int type, const mm_ctx *c, int64_t r0, int64_t r1) {
+    const __m512i didx = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *w = c->W + r * c->row_bytes;
+        __m512 acc = _mm512_setzero_ps();
+        __m128 macc = _mm_setzero_ps();
+        for (int64_t b = 0; b < c->nb; b++) {
+            float d, m;
+            __m256i q = legacy_unpack_vnni(type, w, b, &d, &m);
+            if (type == HK_Q8_0) {  // no zmm sign trick: offset to unsigned, Σ(q+128)x − 128Σx
+                q = _mm256_xor_si256(q, _mm256_set1_epi8((char)0x80));
+                m = -128.0f * d;
+            }
+            const __m512i qq = _mm512_broadcast_i64x4(q);
+            const xq8x4 *xb = c->xq4 + b;
+            const __m512i p01 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), qq, _mm512_loadu_si512(xb->qs[0]));
+            const __m512i p23 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), qq, _mm512_loadu_si512(xb->qs[2]));
+            // Lane chunks of p01: [t0 lo, t0 hi, t1 lo, t1 hi]; fold to [t0, t1, t2, t3].
+            const __m512i h = _mm512_add_epi32(_mm512_shuffle_i32x4(p01, p23, _MM_SHUFFLE(2, 0, 2, 0)),
+                                               _mm512_shuffle_i32x4(p01, p23, _MM_SHUFFLE(3, 1, 3, 1)));
+            const __m512 dx = _mm512_permutexvar_ps(didx, _mm512_castps128_ps512(_mm_loadu_ps(xb->d)));
+            acc = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_set1_ps(d), dx), _mm512_cvtepi32_ps(h), acc);
+            macc = _mm_fmadd_ps(_mm_set1_ps(m), _mm_loadu_ps(xb->s), macc);
+        }
+        const __m128 c0 = _mm512_extractf32x4_ps(acc, 0), c1 = _mm512_extractf32x4_ps(acc, 1);
+        const __m128 c2 = _mm512_extractf32x4_ps(acc, 2), c3 = _mm512_extractf32x4_ps(acc, 3);
+        float out[4];
+        _mm_storeu_ps(out, _mm_add_ps(_mm_hadd_ps(_mm_hadd_ps(c0, c1), _mm_hadd_ps(c2, c3)), macc));
+        for (int64_t t = 0; t < c->T; t++) c->Y[t * c->ys + r] = out[t];
+    }
+}
 
 // One block of a weight-row pair: q[j] = [row 0 group j | row 1 group j] (group j = elements
 // 4j..4j+3) as unsigned levels, and each row's scale d and offset m (value = d·q + m).
@@ -324,7 +367,7 @@ HK_AVX512 HK_INLINE __m512i broadcast_u64(const void *p) {
 }
 
 // Four unpacked pairs · one slab of eight activation rows: acc[p] lane 2t + r = Y[t][row 2p + r].
-// Meanwhile pf_bytes from pf (the next group's weight rows) are prefetched, spread over the
+// Meanwhile pf_bytes from pf (weight rows of a later group) are prefetched, spread over the
 // blocks: the unpacking's scratch stores fill the store buffer and keep its own loads from
 // running ahead, so without this the weights' memory latency is not hidden.
 HK_AVX512 HK_INLINE void dot_pairs(const wq8x2 *w, const xq8x8 *x, int64_t nb, const uint8_t *pf, int64_t pf_bytes,
@@ -365,8 +408,9 @@ HK_AVX512 HK_INLINE void rows_pairs(int type, const mm_ctx *c, int tid, int64_t 
             const int64_t r = r0 + 8 * g;
             wq8x2 *wg = w + 4 * c->nb * g;
             if (s == 0) unpack_pairs(type, c, r, r1, wg);
-            const int64_t next = r + 8 < c->rows ? r + 8 : c->rows;
-            const int64_t next_end = s > 0 ? next : (r + 16 < c->rows ? r + 16 : c->rows);
+            // The group after next: prefetching only one group ahead left half the bandwidth unused.
+            const int64_t next = r + 16 < c->rows ? r + 16 : c->rows;
+            const int64_t next_end = s > 0 ? next : (r + 24 < c->rows ? r + 24 : c->rows);
             __m512 acc[4];
             dot_pairs(wg, c->xqp + s * c->nb, c->nb, c->W + next * c->row_bytes,
                       (int64_t)((size_t)(next_end - next) * c->row_bytes), acc);
@@ -379,18 +423,19 @@ HK_AVX512 HK_INLINE void rows_pairs(int type, const mm_ctx *c, int tid, int64_t 
     }
 }
 
-#define KPAIRS512(name, TYPE)                                                                        \
+#define KLEGACY512(name, TYPE)                                                                       \
     HK_AVX512 static void name##_512(const mm_ctx *c, int tid, int64_t r0, int64_t r1) {             \
         if (c->T == 1) name##_vnni(c, tid, r0, r1);                                                  \
+        else if (c->T < PAIRS_MIN_T) rows_four(TYPE, c, r0, r1);                                     \
         else rows_pairs(TYPE, c, tid, r0, r1);                                                       \
     }
 
-KPAIRS512(rows_q4_0, HK_Q4_0)
-KPAIRS512(rows_q4_1, HK_Q4_1)
-KPAIRS512(rows_q5_0, HK_Q5_0)
-KPAIRS512(rows_q5_1, HK_Q5_1)
-KPAIRS512(rows_q8_0, HK_Q8_0)
-#undef KPAIRS512
+KLEGACY512(rows_q4_0, HK_Q4_0)
+KLEGACY512(rows_q4_1, HK_Q4_1)
+KLEGACY512(rows_q5_0, HK_Q5_0)
+KLEGACY512(rows_q5_1, HK_Q5_1)
+KLEGACY512(rows_q8_0, HK_Q8_0)
+#undef KLEGACY512
 
 static rows_fn pick_rows_512(int type) {
     switch (type) {
@@ -474,8 +519,8 @@ void hk_matmul(hk_pool *pool, int wtype, const void *W, int64_t rows, int64_t co
         const int kq = wtype == HK_Q4_K || wtype == HK_Q5_K || wtype == HK_Q6_K;
         c.xq_row_bytes = kq ? (size_t)(cols / QK_K) * sizeof(xq8k) : (size_t)(cols / QK) * sizeof(xq8);
         // Legacy formats with T > 1 on SIMD also get the rows interleaved for their batched kernel.
-        const int pairs = !kq && c.level >= HK_LEVEL_AVX512 && T > 1;
-        const int fours = !kq && c.level >= HK_LEVEL_AVX2 && c.level < HK_LEVEL_AVX512 && T > 1;
+        const int pairs = !kq && c.level >= HK_LEVEL_AVX512 && T >= PAIRS_MIN_T;
+        const int fours = !kq && c.level >= HK_LEVEL_AVX2 && T > 1 && !pairs;
         const size_t xq_bytes = (c.xq_row_bytes * (size_t)T + 63) & ~(size_t)63;
         const size_t layout_bytes = pairs ? sizeof(xq8x8) * (size_t)(((T + 7) / 8) * c.nb)
                                   : fours ? sizeof(xq8x4) * (size_t)(((T + 3) / 4) * c.nb) : 0;
