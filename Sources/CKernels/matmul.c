@@ -416,9 +416,15 @@ HK_AVX512 HK_INLINE void rows_pairs(int type, const mm_ctx *c, int tid, int64_t 
                       (int64_t)((size_t)(next_end - next) * c->row_bytes), acc);
             float out[4][16];
             for (int p = 0; p < 4; p++) _mm512_storeu_ps(out[p], acc[p]);
-            for (int64_t t = 8 * s; t < c->T && t < 8 * s + 8; t++)
-                for (int64_t i = 0; i < 8 && r + i < r1; i++)
-                    c->Y[t * c->ys + r + i] = out[i / 2][2 * (t - 8 * s) + i % 2];
+            // Row t of the slab: both weight rows of each pair, i.e. 8-byte copies.
+            for (int64_t t = 8 * s; t < c->T && t < 8 * s + 8; t++) {
+                float *y = c->Y + t * c->ys + r;
+                const int64_t lane = 2 * (t - 8 * s);
+                for (int p = 0; p < 4 && r + 2 * p < r1; p++) {
+                    if (r + 2 * p + 1 < r1) memcpy(y + 2 * p, &out[p][lane], 2 * sizeof(float));
+                    else y[2 * p] = out[p][lane];
+                }
+            }
         }
     }
 }
