@@ -16,7 +16,7 @@
 // T at and above which dequantize + sgemm beats the direct kernels. Measured per thread on the
 // 2-core Zen 5 box: OpenBLAS sgemm on 128-row tiles gives ~75 GFLOP/s at T = 16, ~90 at 32 and
 // ~120 from T ≈ 128. The int8 kernels for the 32-element formats run 112–119 at any T with AVX2,
-// 120–128 with AVX-VNNI and ~230 (T = 512) with AVX-512 VNNI, so those formats use sgemm only
+// 120–128 with AVX-VNNI and 300–500 (T = 512) with AVX-512 VNNI, so those formats use sgemm only
 // from 128 without VNNI and never with it; the k-quant int8 kernels (~90) switch at 32 and the
 // float kernels (~50–60, FMA-latency bound) at 16.
 #define GEMM_MIN_T 32
