@@ -1,6 +1,8 @@
 // Prints, as one JSON object, what llama.cpp computes for a prompt: its token ids (with the
 // model's BOS rule, no special-token parsing), the top-10 next-token logits after it, and a
-// greedy continuation with each step's top-1 minus top-2 logit margin.
+// greedy continuation with each step's top-1 minus top-2 logit margin. Flash attention is off: the
+// CPU flash-attention kernel accumulates values in f16, the plain path is the closer reference for a
+// runtime that accumulates in f32.
 // Usage: llama-probe MODEL N_GREEDY PROMPT
 #include <llama.h>
 
@@ -53,6 +55,7 @@ int main(int argc, char **argv) {
     cp.n_batch = 256;
     cp.n_threads = 2;
     cp.n_threads_batch = 2;
+    cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
     struct llama_context *ctx = llama_init_from_model(model, cp);
     if (!ctx) { fprintf(stderr, "cannot create a context\n"); return 1; }
 

@@ -3,13 +3,13 @@ import Testing
 @testable import HARP
 
 /// Tier 3: Qwen2 and Gemma 3 models, weights as stored, against llama.cpp's outputs on the same
-/// files (Benchmarks/references). llama.cpp multiplies quantized weights with 8-bit-quantized
-/// activations and so does not compute exactly our sums: logits are compared within a tolerance,
-/// rankings and greedy paths up to near-ties.
+/// files (Benchmarks/references). The two runtimes round quantized activations differently, so
+/// logits are compared within the model's tolerance and rankings and greedy paths up to near-ties.
 @Suite("Model families vs llama.cpp", .serialized)
 struct FamilyReferenceTests {
-    /// Largest logit difference accepted between two runtimes that quantize activations differently.
-    static let logitTolerance: Float = 0.25
+    /// Greedy steps are compared while llama.cpp's top two logits differ by more than this: rounding
+    /// moves close logits together, so their differences are far more stable than their values.
+    static let decisionMargin: Float = 0.1
 
     static func load(_ family: FamilyModel) throws -> (Transformer, any Tokenizer, FamilyReference) {
         let model = try Model(path: family.modelPath)
@@ -40,14 +40,14 @@ struct FamilyReferenceTests {
             let cache = try KVCache(config: transformer.config, contextLength: 64, type: .f32)
             let logits = try transformer.forward(Batch(tokens: prompt, startPosition: 0), cache: cache)
             for entry in c.top10 {
-                #expect(abs(logits[entry.id] - entry.logit) < Self.logitTolerance,
+                #expect(abs(logits[entry.id] - entry.logit) < family.logitTolerance,
                         "\(c.prompt.debugDescription): token \(entry.id) logit \(logits[entry.id]) vs \(entry.logit)")
             }
-            // Ranks agree wherever llama.cpp's logits are separated by more than both runtimes' error.
+            // Ranks agree wherever llama.cpp's logits are further apart than the tolerance.
             let ours = Array(logits.indices.sorted { logits[$0] > logits[$1] }.prefix(10))
             for (rank, entry) in c.top10.enumerated() {
                 let separated = c.top10.indices.allSatisfy { other in
-                    other == rank || abs(c.top10[other].logit - entry.logit) > 2 * Self.logitTolerance
+                    other == rank || abs(c.top10[other].logit - entry.logit) > family.logitTolerance
                 }
                 if separated { #expect(ours[rank] == entry.id, "\(c.prompt.debugDescription): rank \(rank)") }
             }
@@ -58,7 +58,7 @@ struct FamilyReferenceTests {
     func greedy(_ family: FamilyModel) throws {
         let (transformer, _, reference) = try Self.load(family)
         for c in reference.prompts.cases {
-            let decisive = c.greedyTop1MinusTop2.firstIndex { $0 < 2 * Self.logitTolerance } ?? c.greedyIds.count
+            let decisive = c.greedyTop1MinusTop2.firstIndex { $0 < Self.decisionMargin } ?? c.greedyIds.count
             let session = try Session(transformer: transformer, contextLength: 64, kvType: .f32)
             var logits = try session.feed(c.promptIds)
             var ours: [Int32] = []
