@@ -312,11 +312,11 @@ HK_AVX512 HK_INLINE void rows_four(int type, const mm_ctx *c, int64_t r0, int64_
 // 4j..4j+3) as unsigned levels, and each row's scale d and offset m (value = d·q + m).
 typedef struct { uint8_t q[8][8]; float d[2], m[2]; } wq8x2;
 
-// [d0 d1 m0 m1] of block b of the rows w0, w1. Every block starts with its f16 scale d; Q4_1/Q5_1
+// [d0 d1 m0 m1] of the blocks b0, b1 of two rows. Every block starts with its f16 scale d; Q4_1/Q5_1
 // follow it with the f16 offset m, the others have a fixed offset in units of d (for the others the
 // second converted value of each row is unused).
-HK_AVX512 HK_INLINE __m128 pair_scales(int type, const uint8_t *w0, const uint8_t *w1, size_t block_bytes, int64_t b) {
-    const __m128 dm = _mm_cvtph_ps(_mm_setr_epi32((int)load_u32(w0 + b * block_bytes), (int)load_u32(w1 + b * block_bytes), 0, 0));
+HK_AVX512 HK_INLINE __m128 pair_scales(int type, const uint8_t *b0, const uint8_t *b1) {
+    const __m128 dm = _mm_cvtph_ps(_mm_setr_epi32((int)load_u32(b0), (int)load_u32(b1), 0, 0));
     if (type == HK_Q4_1 || type == HK_Q5_1) return _mm_shuffle_ps(dm, dm, _MM_SHUFFLE(3, 1, 2, 0));
     // Q8_0's levels are stored offset to unsigned (see unpack_pairs).
     const float offset = type == HK_Q4_0 ? -8.0f : type == HK_Q5_0 ? -16.0f : -128.0f;
@@ -336,26 +336,27 @@ HK_AVX512 HK_INLINE void unpack_pairs(int type, const mm_ctx *c, int64_t r, int6
     const __m512i nibble_order = _mm512_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7, 8, 12, 9, 13, 10, 14, 11, 15);
     for (int64_t b = 0; b < c->nb; b++) {
         for (int p = 0; p < 4; p++) {
-            const uint8_t *w0 = w[2 * p], *w1 = w[2 * p + 1];
+            const uint8_t *b0 = w[2 * p] + b * block_bytes, *b1 = w[2 * p + 1] + b * block_bytes;
             wq8x2 *o = dst + 4 * b + p;
             __m512i q;
             if (type == HK_Q4_0 || type == HK_Q4_1) {
                 const size_t qs = type == HK_Q4_0 ? offsetof(block_q4_0, qs) : offsetof(block_q4_1, qs);
-                const __m256i packed = _mm256_loadu2_m128i((const __m128i *)(w1 + b * block_bytes + qs),
-                                                           (const __m128i *)(w0 + b * block_bytes + qs));
+                const __m256i packed = _mm256_loadu2_m128i((const __m128i *)(b1 + qs), (const __m128i *)(b0 + qs));
                 q = _mm512_inserti64x4(_mm512_castsi256_si512(packed), _mm256_srli_epi16(packed, 4), 1);
                 q = _mm512_permutexvar_epi32(nibble_order, _mm512_and_si512(q, _mm512_set1_epi8(0x0F)));
             } else if (type == HK_Q8_0) {  // signed: offset to unsigned, Σ(q+128)x − 128Σx
-                q = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(w0 + b * block_bytes + offsetof(block_q8_0, qs)))),
-                                       _mm256_loadu_si256((const __m256i *)(w1 + b * block_bytes + offsetof(block_q8_0, qs))), 1);
+                const size_t qs = offsetof(block_q8_0, qs);
+                q = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(b0 + qs))),
+                                       _mm256_loadu_si256((const __m256i *)(b1 + qs)), 1);
                 q = _mm512_permutexvar_epi32(element_order, _mm512_xor_si512(q, _mm512_set1_epi8((char)0x80)));
             } else {
-                float d, m;
-                const __m256i q0 = legacy_unpack_vnni(type, w0, b, &d, &m), q1 = legacy_unpack_vnni(type, w1, b, &d, &m);
+                float d, m;  // pair_scales reads them again
+                const __m256i q0 = legacy_unpack_vnni(type, w[2 * p], b, &d, &m);
+                const __m256i q1 = legacy_unpack_vnni(type, w[2 * p + 1], b, &d, &m);
                 q = _mm512_permutexvar_epi32(element_order, _mm512_inserti64x4(_mm512_castsi256_si512(q0), q1, 1));
             }
             _mm512_storeu_si512(o->q, q);
-            _mm_storeu_ps(o->d, pair_scales(type, w0, w1, block_bytes, b));  // d and m are adjacent
+            _mm_storeu_ps(o->d, pair_scales(type, b0, b1));  // d and m are adjacent
         }
     }
 }
@@ -398,8 +399,8 @@ HK_AVX512 HK_INLINE void dot_pairs(const wq8x2 *w, const xq8x8 *x, int64_t nb, c
     }
 }
 
-// Rows r0..r1 for T > 1: slabs of eight activation rows outside the groups of eight weight rows;
-// the first slab unpacks each group into the thread's scratch, later slabs reuse it.
+// Rows r0..r1 for T ≥ PAIRS_MIN_T: slabs of eight activation rows outside the groups of eight
+// weight rows; the first slab unpacks each group into the thread's scratch, later slabs reuse it.
 HK_AVX512 HK_INLINE void rows_pairs(int type, const mm_ctx *c, int tid, int64_t r0, int64_t r1) {
     const int64_t groups = (r1 - r0 + 7) / 8, slabs = (c->T + 7) / 8;
     wq8x2 *w = hk_pool_scratch(c->pool, tid, sizeof(wq8x2) * (size_t)(4 * c->nb * groups));
@@ -413,7 +414,7 @@ HK_AVX512 HK_INLINE void rows_pairs(int type, const mm_ctx *c, int tid, int64_t 
             const int64_t next_end = s > 0 ? next : (r + 24 < c->rows ? r + 24 : c->rows);
             __m512 acc[4];
             dot_pairs(wg, c->xqp + s * c->nb, c->nb, c->W + next * c->row_bytes,
-                      (int64_t)((size_t)(next_end - next) * c->row_bytes), acc);
+                      (next_end - next) * (int64_t)c->row_bytes, acc);
             float out[4][16];
             for (int p = 0; p < 4; p++) _mm512_storeu_ps(out[p], acc[p]);
             // Row t of the slab: both weight rows of each pair, i.e. 8-byte copies.
