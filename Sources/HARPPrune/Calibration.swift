@@ -59,20 +59,6 @@ public struct CalibrationSet: Sendable {
     public var tokenCount: Int { windows.count * windowLength }
 }
 
-/// A small seeded generator (SplitMix64) so a calibration set is reproducible from its seed.
-struct SplitMix64: RandomNumberGenerator {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 /// Runs calibration windows through the runtime's forward pass, several windows per batch as
 /// separate sequences, and returns the calibration perplexity.
 enum CalibrationPass {

@@ -44,7 +44,7 @@ struct PruneIdentityTests {
                                                       output: dense.weights.output, layers: scaled),
                              weightFormat: dense.weightFormat)
 
-        var random = HARPPrune.SplitMix64(seed: 11)
+        var random = SplitMix64(seed: 11)
         let hidden: [Float] = (0..<(5 * dense.config.embeddingLength)).map { _ in Float(Int(random.next() % 2001) - 1000) / 500 }
         let diff = layerOutput(foldedModel, layer: layer, hidden: hidden).maxAbsDifference(layerOutput(unfolded, layer: layer, hidden: hidden))
         #expect(diff < 1e-4)

@@ -22,7 +22,7 @@ enum TinyDense {
     }
 
     static func writer(_ s: Shape, seed: UInt64 = 7) throws -> GGUFWriter {
-        var random = HARPPrune.SplitMix64(seed: seed)
+        var random = SplitMix64(seed: seed)
         func uniform(_ n: Int, scale: Float) -> [Float] {
             (0..<n).map { _ in
                 let unit = Float(random.next() >> 40) / Float(1 << 24)
@@ -74,7 +74,7 @@ enum TinyDense {
 
     /// Seeded random calibration windows over the model's vocabulary.
     static func calibration(vocab: Int, windows: Int = 6, length: Int = 32, seed: UInt64 = 3) throws -> CalibrationSet {
-        var random = HARPPrune.SplitMix64(seed: seed)
+        var random = SplitMix64(seed: seed)
         let w = (0..<windows).map { _ in (0..<length).map { _ in Int32(random.next() % UInt64(vocab)) } }
         return try CalibrationSet(windows: w, source: "random tokens")
     }

@@ -192,12 +192,13 @@ public struct TokenProbability: Sendable, Equatable {
     public var probability: Float
 }
 
-/// A small, fast, seedable generator (SplitMix64): the same seed gives the same draws everywhere.
-struct SplitMix64: Sendable {
+/// A small, fast, seedable generator (SplitMix64): the same seed gives the same draws everywhere
+/// (sampling, calibration windows, test data).
+public struct SplitMix64: RandomNumberGenerator, Sendable {
     private var state: UInt64
-    init(seed: UInt64) { state = seed }
+    public init(seed: UInt64) { state = seed }
 
-    mutating func next() -> UInt64 {
+    public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
@@ -206,5 +207,5 @@ struct SplitMix64: Sendable {
     }
 
     /// Uniform in [0, 1).
-    mutating func nextDouble() -> Double { Double(next() >> 11) * 0x1.0p-53 }
+    public mutating func nextDouble() -> Double { Double(next() >> 11) * 0x1.0p-53 }
 }
