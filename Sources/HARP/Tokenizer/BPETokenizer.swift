@@ -43,7 +43,7 @@ public struct BPETokenizer: Tokenizer {
             ? Array(repeating: TokenType.normal, count: tokens.count)
             : tokenTypes.map { TokenType(rawValue: $0) ?? .undefined }
         let resolution = EndOfGenerationRules.resolve(
-            declared: Self.validated(specialTokenIDs, vocabularySize: tokens.count),
+            declared: specialTokenIDs.restricted(toVocabularySize: tokens.count),
             idForText: idForText, types: declaredTypes)
 
         self.vocabularySize = tokens.count
@@ -128,16 +128,5 @@ public struct BPETokenizer: Tokenizer {
         case .control, .unknown, .userDefined: return Array(text.utf8)
         case .undefined, .unused, .byte: return []
         }
-    }
-
-    private static func validated(_ ids: SpecialTokenIDs, vocabularySize: Int) -> SpecialTokenIDs {
-        var result = ids
-        let roles: [WritableKeyPath<SpecialTokenIDs, Int32?>] = [
-            \.bos, \.eos, \.eot, \.eom, \.fimPrefix, \.fimSuffix, \.fimMiddle, \.fimPad, \.fimRepository, \.fimSeparator,
-        ]
-        for role in roles {
-            if let id = result[keyPath: role], !(0..<vocabularySize).contains(Int(id)) { result[keyPath: role] = nil }
-        }
-        return result
     }
 }

@@ -32,3 +32,17 @@ public struct SpecialTokenIDs: Sendable, Equatable {
         self.fimSeparator = fimSeparator
     }
 }
+
+extension SpecialTokenIDs {
+    /// These ids with every id outside `0..<vocabularySize` removed.
+    func restricted(toVocabularySize vocabularySize: Int) -> SpecialTokenIDs {
+        var result = self
+        let roles: [WritableKeyPath<SpecialTokenIDs, Int32?>] = [
+            \.bos, \.eos, \.eot, \.eom, \.fimPrefix, \.fimSuffix, \.fimMiddle, \.fimPad, \.fimRepository, \.fimSeparator,
+        ]
+        for role in roles {
+            if let id = result[keyPath: role], !(0..<vocabularySize).contains(Int(id)) { result[keyPath: role] = nil }
+        }
+        return result
+    }
+}
