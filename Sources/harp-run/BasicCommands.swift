@@ -134,9 +134,9 @@ enum PerplexityCommand {
             throw HARPError.invalidArgument("option -c: \(context) exceeds the model's context length \(loaded.model.config.contextLength)")
         }
         let started = Date()
-        let tokens = loaded.tokenizer.encode(text, parseSpecial: false)
-        Output.status("perplexity: \(tokens.count) tokens, \(tokens.count / context) windows of \(context)\n")
-        let result = try Perplexity.evaluate(loaded.transformer, tokens: tokens, context: context, maxChunks: chunks) { done, total, ppl in
+        Output.status("perplexity: windows of \(context) tokens\n")
+        let result = try Perplexity.evaluate(loaded.transformer, text: text, tokenizer: loaded.tokenizer, context: context,
+                                             maxChunks: chunks) { done, total, ppl in
             Output.status(String(format: "[%d/%d] %.4f\n", done, total, ppl))
         }
         Output.status(String(format: "%d chunks, %d scored tokens, %.1f s\n", result.chunks, result.scoredTokens, Date().timeIntervalSince(started)))

@@ -14,6 +14,16 @@ public struct PerplexityResult: Sendable, Equatable {
 }
 
 public enum Perplexity {
+    /// Tokenizes `text` and evaluates it as llama.cpp's perplexity tool does: text tokenized once,
+    /// with BOS in front (and as every window's first token) when the model adds BOS.
+    public static func evaluate(_ transformer: Transformer, text: String, tokenizer: any Tokenizer, context: Int,
+                                maxChunks: Int? = nil,
+                                progress: (Int, Int, Double) -> Void = { _, _, _ in }) throws -> PerplexityResult {
+        let bos = tokenizer.addBOS ? tokenizer.bosID : nil
+        let tokens = (bos.map { [$0] } ?? []) + tokenizer.encode(text, parseSpecial: false)
+        return try evaluate(transformer, tokens: tokens, context: context, maxChunks: maxChunks, bos: bos, progress: progress)
+    }
+
     /// Evaluates `tokens`; `progress(chunk, runningPPL)` is called after every window. For a model
     /// that adds BOS, llama.cpp tokenizes the text with BOS in front and also puts `bos` in place of
     /// the first token of every window.
