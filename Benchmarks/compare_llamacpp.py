@@ -38,7 +38,8 @@ def find_llama_bench():
 
 def llama_version(binary):
     out = subprocess.run([binary, "--version"], capture_output=True, text=True)
-    return (out.stdout + out.stderr).strip().splitlines()[-1] if (out.stdout + out.stderr).strip() else "unknown"
+    lines = (out.stdout + out.stderr).splitlines()
+    return next((l.strip() for l in lines if "version" in l), "unknown")
 
 
 def run_harp(harp, model, args, threads, reps):

@@ -1,6 +1,6 @@
 /// One GGUF metadata value. Integer and float accessors accept every width, because writers
 /// disagree on widths (a head count may be u32 in one file and i32 in another).
-public indirect enum GGUFValue: Sendable, Equatable {
+public enum GGUFValue: Sendable, Equatable {
     case uint8(UInt8), int8(Int8), uint16(UInt16), int16(Int16), uint32(UInt32), int32(Int32)
     case uint64(UInt64), int64(Int64), float32(Float), float64(Double), bool(Bool), string(String)
     case array([GGUFValue])
