@@ -3,31 +3,32 @@
 //
 // Work item = (query, KV head, run of positions). All query heads of a KV group are processed
 // together so each K/V row is read once per group. Positions are visited in blocks of BLOCK with
-// an online softmax (running max m, sum l, accumulator acc rescaled when m grows). When there are
-// too few (query, group) pairs to feed the threads — decode at long context — the positions are
-// split into runs whose partial (m, l, acc) are merged afterwards (flash-decoding).
+// an online softmax (running max m, sum l, accumulator acc rescaled when m grows). Positions are
+// split into runs of RUN whose partial (m, l, acc) are merged afterwards in run order
+// (flash-decoding), so decode at long context feeds every thread. The split depends on the
+// query's n_kv alone, never on the other queries of the call: a query's result is bit-identical
+// whatever batch it comes in.
 #include "internal.h"
 
 #include <math.h>
 #include <stdatomic.h>
 
 #define BLOCK 64         // positions per online-softmax step (K/V block stays in L1)
-#define MIN_SPLIT 128    // never split a query's positions into runs shorter than this
+#define RUN 256          // positions per work item (a multiple of BLOCK)
 
 typedef struct {
     const hk_attn_query *queries;
     int64_t n_queries, n_head, n_kv_head, head_dim, hpg;  // hpg: query heads per KV head
     int kv_type, level;
     float scale, softcap;
-    int64_t run;            // positions per work item
     const int64_t *first;   // first item of each query (n_queries + 1 entries)
     float *partials;        // per item and head: m, l, acc[head_dim] (only for split queries)
     hk_pool *pool;
     _Alignas(64) _Atomic int64_t next;
 } attn_ctx;
 
-static inline int64_t runs_of(const attn_ctx *c, int64_t n_kv) {
-    return n_kv <= c->run ? 1 : (n_kv + c->run - 1) / c->run;
+static inline int64_t runs_of(int64_t n_kv) {
+    return n_kv <= RUN ? 1 : (n_kv + RUN - 1) / RUN;
 }
 
 // Per-thread working set of one item.
@@ -248,9 +249,9 @@ static void run_item(attn_ctx *c, int tid, int64_t item) {
         if (c->first[mid] <= item) lo = mid; else hi = mid - 1;
     }
     const hk_attn_query *qr = &c->queries[lo];
-    const int64_t nruns = runs_of(c, qr->n_kv), local = item - c->first[lo];
+    const int64_t nruns = runs_of(qr->n_kv), local = item - c->first[lo];
     const int64_t g = local / nruns, run = local % nruns;
-    const int64_t p0 = run * c->run, p1 = p0 + c->run < qr->n_kv ? p0 + c->run : qr->n_kv;
+    const int64_t p0 = run * RUN, p1 = p0 + RUN < qr->n_kv ? p0 + RUN : qr->n_kv;
     const int64_t hd = c->head_dim, hpg = c->hpg, row = c->n_kv_head * hd;
 
     float *mem = hk_pool_scratch(c->pool, tid, sizeof(float) * (size_t)(2 * BLOCK * hd + hpg * (BLOCK + hd + 2)));
@@ -317,7 +318,7 @@ static void attn_job(void *p, int tid, int nth) {
 // Combines the runs of one split query: out = Σ e^{m_r − M} acc_r / Σ e^{m_r − M} l_r.
 static void merge_query(const attn_ctx *c, int64_t qi) {
     const hk_attn_query *qr = &c->queries[qi];
-    const int64_t nruns = runs_of(c, qr->n_kv), hd = c->head_dim, hpg = c->hpg;
+    const int64_t nruns = runs_of(qr->n_kv), hd = c->head_dim, hpg = c->hpg;
     for (int64_t g = 0; g < c->n_kv_head; g++) {
         for (int64_t h = 0; h < hpg; h++) {
             float *out = qr->out + (g * hpg + h) * hd;
@@ -341,30 +342,15 @@ void hk_attention(hk_pool *pool, const hk_attn_query *queries, int64_t n_queries
                   int64_t n_head, int64_t n_kv_head, int64_t head_dim, int kv_type,
                   float scale, float softcap) {
     if (n_queries <= 0 || n_head <= 0 || n_kv_head <= 0 || n_head % n_kv_head) return;
-    const int nth = hk_pool_threads(pool);
     attn_ctx c = {
         .queries = queries, .n_queries = n_queries, .n_head = n_head, .n_kv_head = n_kv_head,
         .head_dim = head_dim, .hpg = n_head / n_kv_head, .kv_type = kv_type,
         .level = hk_pool_level(pool), .scale = scale, .softcap = softcap, .pool = pool,
     };
-    // Split positions only when (query, group) pairs alone leave threads idle; aim for ~8 items
-    // per thread so uneven runs still balance.
-    int64_t max_kv = 0;
-    for (int64_t i = 0; i < n_queries; i++) max_kv = queries[i].n_kv > max_kv ? queries[i].n_kv : max_kv;
-    const int64_t pairs = n_queries * n_kv_head;
-    c.run = max_kv > 0 ? max_kv : 1;
-    if (nth > 1 && pairs < 8 * nth) {
-        const int64_t splits = (8 * nth + pairs - 1) / pairs;
-        int64_t run = (max_kv + splits - 1) / splits;
-        run = (run + BLOCK - 1) / BLOCK * BLOCK;
-        if (run < MIN_SPLIT) run = MIN_SPLIT;
-        if (run < c.run) c.run = run;
-    }
-
     // Item table and partial-result space (only split queries use the partials).
     int64_t total = 0, split_items = 0;
     for (int64_t i = 0; i < n_queries; i++) {
-        const int64_t items = n_kv_head * runs_of(&c, queries[i].n_kv);
+        const int64_t items = n_kv_head * runs_of(queries[i].n_kv);
         total += items;
         if (items > n_kv_head) split_items = total;
     }
@@ -375,7 +361,7 @@ void hk_attention(hk_pool *pool, const hk_attn_query *queries, int64_t n_queries
     total = 0;
     for (int64_t i = 0; i < n_queries; i++) {
         first[i] = total;
-        total += n_kv_head * runs_of(&c, queries[i].n_kv);
+        total += n_kv_head * runs_of(queries[i].n_kv);
     }
     first[n_queries] = total;
     c.first = first;
@@ -384,5 +370,5 @@ void hk_attention(hk_pool *pool, const hk_attn_query *queries, int64_t n_queries
 
     hk_pool_run(pool, attn_job, &c);
     for (int64_t i = 0; i < n_queries; i++)
-        if (runs_of(&c, queries[i].n_kv) > 1) merge_query(&c, i);
+        if (runs_of(queries[i].n_kv) > 1) merge_query(&c, i);
 }

@@ -5,8 +5,9 @@
 // from memory once per call. Threads split the weight rows (dynamic chunks).
 // Large T (prefill): each thread dequantizes a tile of weight rows to float and multiplies it with
 // single-threaded OpenBLAS sgemm; compute-bound, so the tile's dequantization is amortised over T.
-// Where the int8 kernels are as fast as sgemm (32-element formats, see GEMM_MIN_T) they serve
-// every T, which also keeps the numerics of llama.cpp (int8 activations for quantized weights).
+// The 32-element formats stay on the int8 kernels at every T (see GEMM_MIN_T), which keeps the
+// numerics of llama.cpp (int8 activations for quantized weights) and makes each output row
+// independent of T: all their kernels accumulate in the order of dot_legacy_scalar.
 #include "internal.h"
 
 #include <cblas.h>
@@ -16,14 +17,14 @@
 // T at and above which dequantize + sgemm beats the direct kernels. Measured per thread on the
 // 2-core Zen 5 box: OpenBLAS sgemm on 128-row tiles gives ~75 GFLOP/s at T = 16, ~90 at 32 and
 // ~120 from T ≈ 128. The int8 kernels for the 32-element formats run 112–119 at any T with AVX2,
-// 120–128 with AVX-VNNI and 300–500 (T = 512) with AVX-512 VNNI, so those formats use sgemm only
-// from 128 without VNNI and never with it; the k-quant int8 kernels (~90) switch at 32 and the
-// float kernels (~50–60, FMA-latency bound) at 16.
+// 120–128 with AVX-VNNI and 300–500 (T = 512) with AVX-512 VNNI, so those formats never use sgemm
+// (at most a few percent slower without VNNI, for results that do not depend on T); the k-quant
+// int8 kernels (~90) switch at 32 and the float kernels (~50–60, FMA-latency bound) at 16.
 #define GEMM_MIN_T 32
 #define GEMM_MIN_T_FLOAT 16
-#define GEMM_MIN_T_LEGACY_AVX2 128
-// T from which the AVX-512 kernel of the 32-element formats unpacks weight-row pairs (see there).
-#define PAIRS_MIN_T 5
+// T from which the AVX-512 kernel of the 32-element formats unpacks weight-row pairs (see there);
+// T = 1 stays on the 256-bit single-row kernel.
+#define PAIRS_MIN_T 2
 // Weight rows per sgemm tile: big enough to amortise OpenBLAS's packing of X, small enough that
 // the float tile stays in L2.
 #define GEMM_TILE_ROWS 128
@@ -32,8 +33,9 @@
 // all four with contiguous loads of their scales and sums.
 typedef struct xq8x4 { float d[4], s[4]; int8_t qs[4][QK]; } xq8x4;
 // Eight activation rows' blocks for the AVX-512 kernel (see wq8x2): lane 2t + r of each 16-lane
-// vector holds row t's values for weight row r of a pair, so every value appears twice.
-typedef struct xq8x8 { float d[16], s[16]; int8_t qs[8][64]; } xq8x8;
+// vector holds row t's values for weight row r of a pair, so every value appears twice. q128 is
+// 128·Σq, which turns Q8_0's unsigned-offset sum Σ(q+128)x back into the exact signed Σqx.
+typedef struct xq8x8 { float d[16], s[16]; int32_t q128[16]; int8_t qs[8][64]; } xq8x8;
 
 typedef struct mm_ctx mm_ctx;
 typedef void (*rows_fn)(const mm_ctx *c, int tid, int64_t r0, int64_t r1);
@@ -81,6 +83,9 @@ static void interleave_pairs(const uint8_t *xq, size_t xq_row_bytes, int64_t T, 
             const int lane = 2 * (int)(t % 8);
             o->d[lane] = o->d[lane + 1] = row[b].d;
             o->s[lane] = o->s[lane + 1] = row[b].s;
+            int32_t qsum = 0;
+            for (int j = 0; j < QK; j++) qsum += row[b].qs[j];
+            o->q128[lane] = o->q128[lane + 1] = 128 * qsum;
             for (int j = 0; j < 8; j++) {
                 memcpy(&o->qs[j][4 * lane], row[b].qs + 4 * j, 4);
                 memcpy(&o->qs[j][4 * lane + 4], row[b].qs + 4 * j, 4);
@@ -91,16 +96,21 @@ static void interleave_pairs(const uint8_t *xq, size_t xq_row_bytes, int64_t T, 
 
 // ---- Scalar dot products (weight row · one quantized activation row) -----------------------------
 
+// The canonical order every legacy kernel follows, so that a (weight row, activation row) result
+// is bit-identical whichever kernel, T or thread computes it: per block the exact integer sum of
+// level·activation products (levels unsigned with the offset in m for Q4_0/Q5_0), then
+// acc += (d·dx)·isum and macc += m·s as single-rounding FMAs in block order; result acc + macc.
 static float dot_legacy_scalar(int type, const uint8_t *w, const xq8 *x, int64_t nb) {
-    float sum = 0.0f;
+    float acc = 0.0f, macc = 0.0f;
     for (int64_t b = 0; b < nb; b++) {
         int q[QK];
         float d, m = 0.0f;
         switch (type) {
         case HK_Q4_0: {
             const block_q4_0 *blk = (const block_q4_0 *)w + b;
-            for (int j = 0; j < 16; j++) { q[j] = (blk->qs[j] & 0xF) - 8; q[j + 16] = (blk->qs[j] >> 4) - 8; }
+            for (int j = 0; j < 16; j++) { q[j] = blk->qs[j] & 0xF; q[j + 16] = blk->qs[j] >> 4; }
             d = hk_f16_to_f32(blk->d);
+            m = -8.0f * d;
             break;
         }
         case HK_Q4_1: {
@@ -114,10 +124,11 @@ static float dot_legacy_scalar(int type, const uint8_t *w, const xq8 *x, int64_t
             const block_q5_0 *blk = (const block_q5_0 *)w + b;
             const uint32_t qh = load_u32(blk->qh);
             for (int j = 0; j < 16; j++) {
-                q[j] = ((blk->qs[j] & 0xF) | (((qh >> j) << 4) & 0x10)) - 16;
-                q[j + 16] = ((blk->qs[j] >> 4) | ((qh >> (j + 12)) & 0x10)) - 16;
+                q[j] = (blk->qs[j] & 0xF) | (((qh >> j) << 4) & 0x10);
+                q[j + 16] = (blk->qs[j] >> 4) | ((qh >> (j + 12)) & 0x10);
             }
             d = hk_f16_to_f32(blk->d);
+            m = -16.0f * d;
             break;
         }
         case HK_Q5_1: {
@@ -140,9 +151,11 @@ static float dot_legacy_scalar(int type, const uint8_t *w, const xq8 *x, int64_t
         }
         int isum = 0;
         for (int j = 0; j < QK; j++) isum += q[j] * x[b].qs[j];
-        sum += d * x[b].d * (float)isum + m * x[b].s;
+        const float dd = d * x[b].d;
+        acc = fmaf(dd, (float)isum, acc);
+        macc = fmaf(m, x[b].s, macc);
     }
-    return sum;
+    return acc + macc;
 }
 
 // k-quants: unpack each super-block to 256 small ints plus per-sub-block scales, then int dots.
@@ -260,53 +273,17 @@ static void rows_scalar(const mm_ctx *c, int tid, int64_t r0, int64_t r1) {
 // AVX-512 VNNI: batched rows of the 32-element formats (T = 1 stays on the 256-bit kernel,
 // memory-bound there).
 //
-// T ≤ 4 (one group of four interleaved activation rows): each weight block is unpacked in registers
-// and broadcast to both halves of a zmm; one dpbusd meets two activation rows, and a 128-bit-lane
-// shuffle + add folds the four rows' partial sums into one vector [t0 | t1 | t2 | t3].
-//
-// T > 4, with no horizontal sums: each thread unpacks eight weight rows at a time into four pairs
+// T ≥ PAIRS_MIN_T, with no horizontal sums: each thread unpacks eight weight rows at a time into four pairs
 // whose 4-byte groups are interleaved (wq8x2), so one 64-bit broadcast [row 0 group j | row 1
 // group j] meets eight activation rows' group j (xq8x8: lane 2t + r holds activation row t for
 // weight row r) in one dpbusd, and every lane ends up with one (activation row, weight row) dot
 // product of the block. Four pairs share each activation load; two int32 chains per pair hide the
 // dpbusd latency. The unpacked rows stay in the thread's scratch for the next eight activation
-// rows. The unpacking costs about as much as the eight rows' dot products, so it pays from T ≈ 5
-// (measured on one thread, whole SmolLM2 step: at T = 4 Q8_0 runs ~15% slower this way; at T = 8
-// Q4_1 runs ~1.7× and Q8_0 ~1.5× as fast as with the T ≤ 4 kernel).
+// rows. The unpacking costs about as much as the eight rows' dot products, yet already at T = 2 this
+// matches the in-register kernel it replaced (whose T-dependent lane sums broke bit-identical rows;
+// one-thread whole SmolLM2 step: Q4_1 T = 2 and 4 as fast, Q8_0 ~20% slower; at T = 8 Q4_1 runs
+// ~1.7× and Q8_0 ~1.5× as fast as the 256-bit kernel).
 #define HK_AVX512 __attribute__((target("avx2,fma,f16c,avxvnni,avx512f,avx512bw,avx512vnni")))
-
-// Rows r0..r1 for 1 < T ≤ 4: each weight row · the group of four interleaved activation rows.
-HK_AVX512 HK_INLINE void rows_four(int type, const mm_ctx *c, int64_t r0, int64_t r1) {
-    const __m512i didx = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
-    for (int64_t r = r0; r < r1; r++) {
-        const uint8_t *w = c->W + r * c->row_bytes;
-        __m512 acc = _mm512_setzero_ps();
-        __m128 macc = _mm_setzero_ps();
-        for (int64_t b = 0; b < c->nb; b++) {
-            float d, m;
-            __m256i q = legacy_unpack_vnni(type, w, b, &d, &m);
-            if (type == HK_Q8_0) {  // no zmm sign trick: offset to unsigned, Σ(q+128)x − 128Σx
-                q = _mm256_xor_si256(q, _mm256_set1_epi8((char)0x80));
-                m = -128.0f * d;
-            }
-            const __m512i qq = _mm512_broadcast_i64x4(q);
-            const xq8x4 *xb = c->xq4 + b;
-            const __m512i p01 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), qq, _mm512_loadu_si512(xb->qs[0]));
-            const __m512i p23 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), qq, _mm512_loadu_si512(xb->qs[2]));
-            // Lane chunks of p01: [t0 lo, t0 hi, t1 lo, t1 hi]; fold to [t0, t1, t2, t3].
-            const __m512i h = _mm512_add_epi32(_mm512_shuffle_i32x4(p01, p23, _MM_SHUFFLE(2, 0, 2, 0)),
-                                               _mm512_shuffle_i32x4(p01, p23, _MM_SHUFFLE(3, 1, 3, 1)));
-            const __m512 dx = _mm512_permutexvar_ps(didx, _mm512_castps128_ps512(_mm_loadu_ps(xb->d)));
-            acc = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_set1_ps(d), dx), _mm512_cvtepi32_ps(h), acc);
-            macc = _mm_fmadd_ps(_mm_set1_ps(m), _mm_loadu_ps(xb->s), macc);
-        }
-        const __m128 c0 = _mm512_extractf32x4_ps(acc, 0), c1 = _mm512_extractf32x4_ps(acc, 1);
-        const __m128 c2 = _mm512_extractf32x4_ps(acc, 2), c3 = _mm512_extractf32x4_ps(acc, 3);
-        float out[4];
-        _mm_storeu_ps(out, _mm_add_ps(_mm_hadd_ps(_mm_hadd_ps(c0, c1), _mm_hadd_ps(c2, c3)), macc));
-        for (int64_t t = 0; t < c->T; t++) c->Y[t * c->ys + r] = out[t];
-    }
-}
 
 // One block of a weight-row pair: q[j] = [row 0 group j | row 1 group j] (group j = elements
 // 4j..4j+3) as unsigned levels, and each row's scale d and offset m (value = d·q + m).
@@ -318,8 +295,9 @@ typedef struct { uint8_t q[8][8]; float d[2], m[2]; } wq8x2;
 HK_AVX512 HK_INLINE __m128 pair_scales(int type, const uint8_t *b0, const uint8_t *b1) {
     const __m128 dm = _mm_cvtph_ps(_mm_setr_epi32((int)load_u32(b0), (int)load_u32(b1), 0, 0));
     if (type == HK_Q4_1 || type == HK_Q5_1) return _mm_shuffle_ps(dm, dm, _MM_SHUFFLE(3, 1, 2, 0));
-    // Q8_0's levels are stored offset to unsigned (see unpack_pairs).
-    const float offset = type == HK_Q4_0 ? -8.0f : type == HK_Q5_0 ? -16.0f : -128.0f;
+    // Q8_0's levels are stored offset to unsigned (see unpack_pairs) but dot_pairs removes the
+    // offset in integers, so its m is 0 as in the other kernels.
+    const float offset = type == HK_Q4_0 ? -8.0f : type == HK_Q5_0 ? -16.0f : 0.0f;
     return _mm_mul_ps(_mm_shuffle_ps(dm, dm, _MM_SHUFFLE(2, 0, 2, 0)), _mm_setr_ps(1.0f, 1.0f, offset, offset));
 }
 
@@ -344,7 +322,7 @@ HK_AVX512 HK_INLINE void unpack_pairs(int type, const mm_ctx *c, int64_t r, int6
                 const __m256i packed = _mm256_loadu2_m128i((const __m128i *)(b1 + qs), (const __m128i *)(b0 + qs));
                 q = _mm512_inserti64x4(_mm512_castsi256_si512(packed), _mm256_srli_epi16(packed, 4), 1);
                 q = _mm512_permutexvar_epi32(nibble_order, _mm512_and_si512(q, _mm512_set1_epi8(0x0F)));
-            } else if (type == HK_Q8_0) {  // signed: offset to unsigned, Σ(q+128)x − 128Σx
+            } else if (type == HK_Q8_0) {  // signed: offset to unsigned, Σqx = Σ(q+128)x − 128Σx
                 const size_t qs = offsetof(block_q8_0, qs);
                 q = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(b0 + qs))),
                                        _mm256_loadu_si256((const __m256i *)(b1 + qs)), 1);
@@ -367,14 +345,16 @@ HK_AVX512 HK_INLINE __m512i broadcast_u64(const void *p) {
     return _mm512_set1_epi64((long long)v);
 }
 
-// Four unpacked pairs · one slab of eight activation rows: acc[p] lane 2t + r = Y[t][row 2p + r].
+// Four unpacked pairs · one slab of eight activation rows: out[p] lane 2t + r = Y[t][row 2p + r],
+// each lane accumulated in the canonical order (see dot_legacy_scalar).
 // Meanwhile pf_bytes from pf (weight rows of a later group) are prefetched, spread over the
 // blocks: the unpacking's scratch stores fill the store buffer and keep its own loads from
 // running ahead, so without this the weights' memory latency is not hidden.
-HK_AVX512 HK_INLINE void dot_pairs(const wq8x2 *w, const xq8x8 *x, int64_t nb, const uint8_t *pf, int64_t pf_bytes,
-                                   __m512 acc[4]) {
+HK_AVX512 HK_INLINE void dot_pairs(int type, const wq8x2 *w, const xq8x8 *x, int64_t nb, const uint8_t *pf,
+                                   int64_t pf_bytes, __m512 out[4]) {
     const int64_t pf_step = (pf_bytes / nb + 64) & ~(int64_t)63;
-    for (int p = 0; p < 4; p++) acc[p] = _mm512_setzero_ps();
+    __m512 acc[4], macc[4];
+    for (int p = 0; p < 4; p++) acc[p] = macc[p] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         for (int64_t off = b * pf_step; off < (b + 1) * pf_step && off < pf_bytes; off += 64)
             _mm_prefetch((const char *)(pf + off), _MM_HINT_T0);
@@ -390,13 +370,17 @@ HK_AVX512 HK_INLINE void dot_pairs(const wq8x2 *w, const xq8x8 *x, int64_t nb, c
             }
         }
         const __m512 xd = _mm512_loadu_ps(xb->d), xs = _mm512_loadu_ps(xb->s);
+        const __m512i q128 = _mm512_loadu_si512(xb->q128);
         for (int p = 0; p < 4; p++) {
             const __m512 wd = _mm512_castsi512_ps(broadcast_u64(wb[p].d));
             const __m512 wm = _mm512_castsi512_ps(broadcast_u64(wb[p].m));
-            const __m512 sum = _mm512_cvtepi32_ps(_mm512_add_epi32(s0[p], s1[p]));
-            acc[p] = _mm512_fmadd_ps(_mm512_mul_ps(wd, xd), sum, _mm512_fmadd_ps(wm, xs, acc[p]));
+            __m512i isum = _mm512_add_epi32(s0[p], s1[p]);
+            if (type == HK_Q8_0) isum = _mm512_sub_epi32(isum, q128);
+            acc[p] = _mm512_fmadd_ps(_mm512_mul_ps(wd, xd), _mm512_cvtepi32_ps(isum), acc[p]);
+            macc[p] = _mm512_fmadd_ps(wm, xs, macc[p]);
         }
     }
+    for (int p = 0; p < 4; p++) out[p] = _mm512_add_ps(acc[p], macc[p]);
 }
 
 // Rows r0..r1 for T ≥ PAIRS_MIN_T: slabs of eight activation rows outside the groups of eight
@@ -413,7 +397,7 @@ HK_AVX512 HK_INLINE void rows_pairs(int type, const mm_ctx *c, int tid, int64_t 
             const int64_t next = r + 16 < c->rows ? r + 16 : c->rows;
             const int64_t next_end = s > 0 ? next : (r + 24 < c->rows ? r + 24 : c->rows);
             __m512 acc[4];
-            dot_pairs(wg, c->xqp + s * c->nb, c->nb, c->W + next * c->row_bytes,
+            dot_pairs(type, wg, c->xqp + s * c->nb, c->nb, c->W + next * c->row_bytes,
                       (next_end - next) * (int64_t)c->row_bytes, acc);
             float out[4][16];
             for (int p = 0; p < 4; p++) _mm512_storeu_ps(out[p], acc[p]);
@@ -432,8 +416,7 @@ HK_AVX512 HK_INLINE void rows_pairs(int type, const mm_ctx *c, int tid, int64_t 
 
 #define KLEGACY512(name, TYPE)                                                                       \
     HK_AVX512 static void name##_512(const mm_ctx *c, int tid, int64_t r0, int64_t r1) {             \
-        if (c->T == 1) name##_vnni(c, tid, r0, r1);                                                  \
-        else if (c->T < PAIRS_MIN_T) rows_four(TYPE, c, r0, r1);                                     \
+        if (c->T < PAIRS_MIN_T) name##_vnni(c, tid, r0, r1);                                         \
         else rows_pairs(TYPE, c, tid, r0, r1);                                                       \
     }
 
@@ -513,9 +496,7 @@ void hk_matmul(hk_pool *pool, int wtype, const void *W, int64_t rows, int64_t co
     atomic_init(&c.next, 0);
     const int legacy = wtype == HK_Q4_0 || wtype == HK_Q4_1 || wtype == HK_Q5_0 || wtype == HK_Q5_1 || wtype == HK_Q8_0;
     const int is_float = wtype == HK_F32 || wtype == HK_F16 || wtype == HK_BF16;
-    int64_t gemm_min_t = is_float ? GEMM_MIN_T_FLOAT : GEMM_MIN_T;
-    if (legacy && c.level >= HK_LEVEL_VNNI) gemm_min_t = INT64_MAX;
-    else if (legacy && c.level >= HK_LEVEL_AVX2) gemm_min_t = GEMM_MIN_T_LEGACY_AVX2;
+    const int64_t gemm_min_t = legacy ? INT64_MAX : is_float ? GEMM_MIN_T_FLOAT : GEMM_MIN_T;
     if (T >= gemm_min_t) {
         openblas_set_num_threads(1);  // our threads split the rows; OpenBLAS must not fork again
         c.chunk = GEMM_TILE_ROWS;

@@ -45,51 +45,54 @@ KTARGET HK_INLINE __m256i KNAME(legacy_dot)(int type, __m256i q, const int8_t *x
     return MUL_SUM(q, xv);
 }
 
-// One weight row · one activation row; two accumulators on alternating blocks hide FMA latency.
-KTARGET HK_INLINE void KNAME(legacy_step1)(int type, const uint8_t *w, int64_t b, const xq8 *x, __m256 *acc, float *macc) {
-    float d, m;
-    const __m256i q = KNAME(legacy_unpack)(type, w, b, &d, &m);
-    const __m256 dd = _mm256_set1_ps(d * x[b].d);
-    *acc = _mm256_fmadd_ps(dd, _mm256_cvtepi32_ps(KNAME(legacy_dot)(type, q, x[b].qs)), *acc);
-    *macc += m * x[b].s;
-}
-
+// One weight row · one activation row in the canonical order of every legacy kernel (see
+// dot_legacy_scalar): per block the exact integer sum, then acc += (d·dx)·isum, macc += m·s.
+// Two blocks share one horizontal reduction: [Σ block b, Σ block b+1] from two rounds of hadd.
 KTARGET HK_INLINE float KNAME(legacy_row1)(int type, const uint8_t *w, int64_t nb, const xq8 *x) {
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    float macc0 = 0.0f, macc1 = 0.0f;
+    float acc = 0.0f, macc = 0.0f;
     int64_t b = 0;
-    for (; b + 2 <= nb; b += 2) {
-        KNAME(legacy_step1)(type, w, b, x, &acc0, &macc0);
-        KNAME(legacy_step1)(type, w, b + 1, x, &acc1, &macc1);
+    for (; b < nb; b += 2) {
+        const int64_t b1 = b + 1 < nb ? b + 1 : b;  // odd nb: the last block pairs with itself
+        float d0, m0, d1, m1;
+        const __m256i p0 = KNAME(legacy_dot)(type, KNAME(legacy_unpack)(type, w, b, &d0, &m0), x[b].qs);
+        const __m256i p1 = KNAME(legacy_dot)(type, KNAME(legacy_unpack)(type, w, b1, &d1, &m1), x[b1].qs);
+        const __m256i h = _mm256_hadd_epi32(p0, p1);
+        __m128i s = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+        s = _mm_hadd_epi32(s, s);
+        const __m128 f = _mm_cvtepi32_ps(s);
+        acc = fmaf(d0 * x[b].d, _mm_cvtss_f32(f), acc);
+        macc = fmaf(m0, x[b].s, macc);
+        if (b1 == b) break;
+        acc = fmaf(d1 * x[b1].d, _mm_cvtss_f32(_mm_movehdup_ps(f)), acc);
+        macc = fmaf(m1, x[b1].s, macc);
     }
-    if (b < nb) KNAME(legacy_step1)(type, w, b, x, &acc0, &macc0);
-    return hk_hsum8(_mm256_add_ps(acc0, acc1)) + macc0 + macc1;
+    return acc + macc;
 }
 
 // One weight row · NG groups of four interleaved activation rows (NG = 1 or 2: the unpacked
-// block is shared by up to eight rows). Each group's four int32 dot vectors are reduced with two
-// rounds of hadd to one vector [t0 t1 t2 t3 | t0 t1 t2 t3], so the float conversion and the
-// scaling cost one instruction per block for all four rows.
+// block is shared by up to eight rows). Each group's four int32 dot vectors are reduced exactly
+// (two rounds of hadd, then the two halves) to the block sums [t0 t1 t2 t3], which are scaled and
+// accumulated per lane in the canonical order (bit-identical to legacy_row1 for each row).
 KTARGET HK_INLINE void KNAME(legacy_rows4)(int type, const uint8_t *w, int64_t nb, const xq8x4 *x, int64_t gstride,
                                            int NG, float *out) {
-    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+    __m128 acc[2] = {_mm_setzero_ps(), _mm_setzero_ps()};
     __m128 macc[2] = {_mm_setzero_ps(), _mm_setzero_ps()};
     for (int64_t b = 0; b < nb; b++) {
         float d, m;
         const __m256i q = KNAME(legacy_unpack)(type, w, b, &d, &m);
-        const __m256 vd = _mm256_set1_ps(d);
+        const __m128 vd = _mm_set1_ps(d), vm = _mm_set1_ps(m);
         for (int g = 0; g < NG; g++) {
             const xq8x4 *xb = x + g * gstride + b;
             const __m256i p0 = KNAME(legacy_dot)(type, q, xb->qs[0]), p1 = KNAME(legacy_dot)(type, q, xb->qs[1]);
             const __m256i p2 = KNAME(legacy_dot)(type, q, xb->qs[2]), p3 = KNAME(legacy_dot)(type, q, xb->qs[3]);
             const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(p0, p1), _mm256_hadd_epi32(p2, p3));
-            const __m256 dd = _mm256_mul_ps(vd, _mm256_broadcast_ps((const __m128 *)xb->d));
-            acc[g] = _mm256_fmadd_ps(dd, _mm256_cvtepi32_ps(h), acc[g]);
-            if (type != HK_Q8_0) macc[g] = _mm_fmadd_ps(_mm_set1_ps(m), _mm_loadu_ps(xb->s), macc[g]);
+            const __m128i isum = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+            const __m128 dd = _mm_mul_ps(vd, _mm_loadu_ps(xb->d));
+            acc[g] = _mm_fmadd_ps(dd, _mm_cvtepi32_ps(isum), acc[g]);
+            macc[g] = _mm_fmadd_ps(vm, _mm_loadu_ps(xb->s), macc[g]);
         }
     }
-    for (int g = 0; g < NG; g++)
-        _mm_storeu_ps(out + 4 * g, _mm_add_ps(_mm_add_ps(_mm256_castps256_ps128(acc[g]), _mm256_extractf128_ps(acc[g], 1)), macc[g]));
+    for (int g = 0; g < NG; g++) _mm_storeu_ps(out + 4 * g, _mm_add_ps(acc[g], macc[g]));
 }
 
 // T > 1: activation groups in slabs of LEGACY_SLAB (32 rows ≈ 20–50 KB, L1/L2-resident) outside

@@ -74,10 +74,15 @@ void hk_parallel_for(hk_pool *pool, int64_t n, hk_task_fn fn, void *ctx);
 // Y[t][r] = sum_c W[r][c] * X[t][c] for t < T, r < rows (Y = X · Wᵀ).
 // X has row stride x_stride floats, Y has row stride y_stride floats.
 // Small T reads each weight block once for all T rows (memory-bound decode, batched decode);
-// large T (≥ 32; float weights ≥ 16) goes through sgemm on dequantized tiles (prefill), except where
-// the int8 kernels measure as fast (Q4_0/Q4_1/Q5_0/Q5_1/Q8_0: T < 128 on AVX2, every T with
-// AVX-VNNI). Quantized weights meet int8-quantized activations (as in llama.cpp) on the int8
-// path and float activations on the sgemm path; float weights always use float activations.
+// large T (≥ 32 for k-quants, ≥ 16 for float weights) goes through sgemm on dequantized tiles
+// (prefill). The 32-element formats (Q4_0/Q4_1/Q5_0/Q5_1/Q8_0) use the int8 kernels at every T.
+// Quantized weights meet int8-quantized activations (as in llama.cpp) on the int8 path and float
+// activations on the sgemm path; float weights always use float activations.
+// Determinism: for a given pool SIMD level, output row t depends only on W and X row t — bit for
+// bit, whatever T, the other rows, the thread count or the thread that computes it — for the
+// 32-element formats at every T, and for the other formats within T < 32 (k-quants) or T < 16
+// (float weights), i.e. as long as a call and the calls it is compared with stay on the same side
+// of the sgemm threshold.
 void hk_matmul(hk_pool *pool, int wtype, const void *W, int64_t rows, int64_t cols,
                const float *X, int64_t x_stride, int64_t T, float *Y, int64_t y_stride);
 
@@ -117,7 +122,9 @@ typedef struct {
 // For every query: out_h = softmax(scale · q_h · K_gᵀ [soft-capped]) · V_g, with g = h / (n_head / n_kv_head).
 // kv_type is HK_F32 or HK_F16. softcap ≤ 0 disables soft-capping (Gemma 2: score = c·tanh(score/c),
 // applied to the scaled score). n_kv = 0 yields zeros.
-// Parallel over queries × heads (and over positions for long contexts) on the pool.
+// Parallel over queries × KV heads × runs of 256 positions on the pool. A query's output depends
+// only on its own q, K, V and n_kv (bit for bit, for a given SIMD level), not on the other
+// queries of the call or the thread count.
 void hk_attention(hk_pool *pool, const hk_attn_query *queries, int64_t n_queries,
                   int64_t n_head, int64_t n_kv_head, int64_t head_dim, int kv_type,
                   float scale, float softcap);

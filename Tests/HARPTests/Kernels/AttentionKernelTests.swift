@@ -80,6 +80,50 @@ struct KernelsAttentionTests {
         }
     }
 
+    /// A query's output may not depend on the batch it comes in: the probe query attended alone
+    /// equals, bit for bit, the same query inside calls of 2...9 queries with random other
+    /// lengths, at varying positions and thread counts, for lengths below, at and past one run.
+    @Test("each query of a batch equals its result alone bit for bit", arguments: [100, 256, 257, 1100])
+    func batchEqualsAlone(nKV: Int) {
+        let nHead = 9, nKVHead = 3, headDim = 64, maxKV = 1100
+        let row = nKVHead * headDim, qn = nHead * headDim
+        var rng = KRNG(UInt64(nKV))
+        let k = rng.floats(maxKV * row, scale: 2).map(f16Bits), v = rng.floats(maxKV * row).map(f16Bits)
+        let probe = rng.floats(qn)
+        let scale = 1 / Float(headDim).squareRoot()
+        /// Attends queries (q, n_kv) on the shared cache; returns every query's output.
+        func attend(_ items: [([Float], Int)], threads: Int, level: Int32) -> [[Float]] {
+            let q = items.flatMap(\.0)
+            var out = [Float](repeating: .nan, count: items.count * qn)
+            q.withUnsafeBufferPointer { qp in
+                out.withUnsafeMutableBufferPointer { op in
+                    k.withUnsafeBytes { kp in v.withUnsafeBytes { vp in
+                        let queries = items.enumerated().map { i, item in
+                            hk_attn_query(q: qp.baseAddress! + i * qn, out: op.baseAddress! + i * qn,
+                                          k: kp.baseAddress, v: vp.baseAddress, n_kv: Int64(item.1))
+                        }
+                        withPool(threads: threads, level: level) { pool in
+                            hk_attention(pool, queries, Int64(queries.count), Int64(nHead), Int64(nKVHead), Int64(headDim),
+                                         KType.f16.rawValue, scale, 0)
+                        }
+                    } }
+                }
+            }
+            return (0..<items.count).map { Array(out[($0 * qn)..<(($0 + 1) * qn)]) }
+        }
+        for level in simdLevels {
+            let alone = attend([(probe, nKV)], threads: 2, level: level)[0]
+            for n in 2...9 {
+                var items = (0..<n).map { _ in (rng.floats(qn), 1 + Int(rng.next() % UInt64(maxKV))) }
+                let at = (n * 5) % n
+                items[at] = (probe, nKV)
+                let got = attend(items, threads: n % 2 == 0 ? 2 : 1, level: level)[at]
+                #expect(zip(got, alone).allSatisfy { $0.bitPattern == $1.bitPattern },
+                        "n_kv \(nKV) level \(level): query \(at) of \(n) differs from alone")
+            }
+        }
+    }
+
     @Test("parallel_for runs every index exactly once", arguments: [1, 2, 3])
     func parallelFor(threads: Int) {
         let pool = hk_pool_create(Int32(threads))!
