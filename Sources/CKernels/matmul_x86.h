@@ -45,28 +45,40 @@ KTARGET HK_INLINE __m256i KNAME(legacy_dot)(int type, __m256i q, const int8_t *x
     return MUL_SUM(q, xv);
 }
 
-// One weight row · one activation row in the canonical order of every legacy kernel (see
+// Two weight rows · one activation row in the canonical order of every legacy kernel (see
 // dot_legacy_scalar): per block the exact integer sum, then acc += (d·dx)·isum, macc += m·s.
-// Two blocks share one horizontal reduction: [Σ block b, Σ block b+1] from two rounds of hadd.
-KTARGET HK_INLINE float KNAME(legacy_row1)(int type, const uint8_t *w, int64_t nb, const xq8 *x) {
-    float acc = 0.0f, macc = 0.0f;
-    int64_t b = 0;
-    for (; b < nb; b += 2) {
-        const int64_t b1 = b + 1 < nb ? b + 1 : b;  // odd nb: the last block pairs with itself
-        float d0, m0, d1, m1;
-        const __m256i p0 = KNAME(legacy_dot)(type, KNAME(legacy_unpack)(type, w, b, &d0, &m0), x[b].qs);
-        const __m256i p1 = KNAME(legacy_dot)(type, KNAME(legacy_unpack)(type, w, b1, &d1, &m1), x[b1].qs);
-        const __m256i h = _mm256_hadd_epi32(p0, p1);
-        __m128i s = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
-        s = _mm_hadd_epi32(s, s);
-        const __m128 f = _mm_cvtepi32_ps(s);
-        acc = fmaf(d0 * x[b].d, _mm_cvtss_f32(f), acc);
-        macc = fmaf(m0, x[b].s, macc);
-        if (b1 == b) break;
-        acc = fmaf(d1 * x[b1].d, _mm_cvtss_f32(_mm_movehdup_ps(f)), acc);
-        macc = fmaf(m1, x[b1].s, macc);
+// The FMA chains carry from block to block, so two rows run side by side to overlap theirs, and
+// two blocks of both rows share one horizontal reduction (two rounds of hadd, then the halves).
+// The two interleaved row streams defeat the hardware prefetcher, so the caller passes pf, the
+// pair ROW2_PREFETCH_ROWS rows ahead, to be prefetched meanwhile (measured best from 8 rows on:
+// whole SmolLM2 Q8_0 step 182 → 226 tokens/s on one thread compared with 4 rows).
+KTARGET HK_INLINE void KNAME(legacy_row2)(int type, const uint8_t *w0, const uint8_t *w1, int64_t nb, const xq8 *x,
+                                          const uint8_t *pf, float out[2]) {
+    float acc0 = 0.0f, acc1 = 0.0f, macc0 = 0.0f, macc1 = 0.0f;
+    const int64_t pf_step = 2 * hk_block_bytes(type);  // two rows' bytes per block
+    for (int64_t b = 0; b < nb; b += 2) {
+        for (int64_t off = b * pf_step; off < (b + 2) * pf_step; off += 64) _mm_prefetch((const char *)pf + off, _MM_HINT_T0);
+        const int64_t c = b + 1 < nb ? b + 1 : b;  // odd nb: the last block pairs with itself
+        float d0b, m0b, d0c, m0c, d1b, m1b, d1c, m1c;  // d/m of row 0/1, block b/c
+        const __m256i p0b = KNAME(legacy_dot)(type, KNAME(legacy_unpack)(type, w0, b, &d0b, &m0b), x[b].qs);
+        const __m256i p0c = KNAME(legacy_dot)(type, KNAME(legacy_unpack)(type, w0, c, &d0c, &m0c), x[c].qs);
+        const __m256i p1b = KNAME(legacy_dot)(type, KNAME(legacy_unpack)(type, w1, b, &d1b, &m1b), x[b].qs);
+        const __m256i p1c = KNAME(legacy_dot)(type, KNAME(legacy_unpack)(type, w1, c, &d1c, &m1c), x[c].qs);
+        const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(p0b, p0c), _mm256_hadd_epi32(p1b, p1c));
+        float f[4];  // [row 0 block b, row 0 block c, row 1 block b, row 1 block c]
+        _mm_storeu_ps(f, _mm_cvtepi32_ps(_mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1))));
+        acc0 = fmaf(d0b * x[b].d, f[0], acc0);
+        acc1 = fmaf(d1b * x[b].d, f[2], acc1);
+        macc0 = fmaf(m0b, x[b].s, macc0);
+        macc1 = fmaf(m1b, x[b].s, macc1);
+        if (c == b) break;
+        acc0 = fmaf(d0c * x[c].d, f[1], acc0);
+        acc1 = fmaf(d1c * x[c].d, f[3], acc1);
+        macc0 = fmaf(m0c, x[c].s, macc0);
+        macc1 = fmaf(m1c, x[c].s, macc1);
     }
-    return acc + macc;
+    out[0] = acc0 + macc0;
+    out[1] = acc1 + macc1;
 }
 
 // One weight row · NG groups of four interleaved activation rows (NG = 1 or 2: the unpacked
@@ -98,12 +110,20 @@ KTARGET HK_INLINE void KNAME(legacy_rows4)(int type, const uint8_t *w, int64_t n
 // T > 1: activation groups in slabs of LEGACY_SLAB (32 rows ≈ 20–50 KB, L1/L2-resident) outside
 // the weight-row loop, so large T streams neither the activations nor the weights from memory.
 #define LEGACY_SLAB 8
+#define ROW2_PREFETCH_ROWS 8
 #define KLEGACY(name, TYPE)                                                                          \
     KTARGET static void KNAME(name)(const mm_ctx *c, int tid, int64_t r0, int64_t r1) {              \
         (void)tid;                                                                                   \
-        if (c->T == 1) {                                                                             \
-            for (int64_t r = r0; r < r1; r++)                                                        \
-                c->Y[r] = KNAME(legacy_row1)(TYPE, c->W + r * c->row_bytes, c->nb, (const xq8 *)c->xq); \
+        if (c->T == 1) { /* rows in twos; an odd last row pairs with itself */                      \
+            for (int64_t r = r0; r < r1; r += 2) {                                                   \
+                const int64_t r_next = r + 1 < r1 ? r + 1 : r;                                       \
+                const int64_t r_pf = r + ROW2_PREFETCH_ROWS + 1 < c->rows ? r + ROW2_PREFETCH_ROWS : r; \
+                float out[2];                                                                        \
+                KNAME(legacy_row2)(TYPE, c->W + r * c->row_bytes, c->W + r_next * c->row_bytes, c->nb,  \
+                                   (const xq8 *)c->xq, c->W + r_pf * c->row_bytes, out);             \
+                c->Y[r] = out[0];                                                                    \
+                c->Y[r_next] = out[1];                                                               \
+            }                                                                                        \
             return;                                                                                  \
         }                                                                                            \
         const int64_t groups = (c->T + 3) / 4;                                                       \
@@ -130,6 +150,7 @@ KLEGACY(rows_q5_1, HK_Q5_1)
 KLEGACY(rows_q8_0, HK_Q8_0)
 
 #undef KLEGACY
+#undef ROW2_PREFETCH_ROWS
 #undef LEGACY_SLAB
 
 // k-quants: per 32 (Q4_K/Q5_K) or 16 (Q6_K) elements, maddubs → madd with the sub-block scale
