@@ -109,15 +109,26 @@ HK_AVX2 HK_INLINE __m256 load8(const void *base, int64_t i, int F16) {
                : _mm256_loadu_ps((const float *)base + i);
 }
 
-// s[h][j] = scale · q_h · k_j, eight positions at a time (hd a multiple of 8).
+// s[h][j] = scale · q_h · k_j, eight positions at a time (hd a multiple of 8). Meanwhile the
+// first head's pass prefetches pf_rows rows of pf_k and pf_v (the next block's), eight per step:
+// at long context they come from memory, and the strided rows (one KV head's slice of each)
+// leave the hardware prefetcher behind (30 layers' caches at depth 2048, 2 threads: 83 → 72 µs
+// per layer).
 HK_AVX2 HK_INLINE void scores_avx2(const attn_ctx *c, const float *q, const void *k, int64_t kstride, int64_t nb,
-                                   float *s, int F16) {
+                                   const uint8_t *pf_k, const uint8_t *pf_v, int64_t pf_rows, float *s, int F16) {
     const int64_t hd = c->head_dim;
+    const size_t row_bytes = (size_t)kstride * (F16 ? 2 : 4), slice = (size_t)hd * (F16 ? 2 : 4);
     const __m256 vscale = _mm256_set1_ps(c->scale);
     for (int64_t h = 0; h < c->hpg; h++) {
         const float *qh = q + h * hd;
         int64_t j = 0;
         for (; j + 8 <= nb; j += 8) {
+            for (int64_t u = j; h == 0 && u < j + 8 && u < pf_rows; u++) {
+                for (size_t off = 0; off < slice; off += 64) {
+                    _mm_prefetch((const char *)pf_k + u * row_bytes + off, _MM_HINT_T0);
+                    _mm_prefetch((const char *)pf_v + u * row_bytes + off, _MM_HINT_T0);
+                }
+            }
             __m256 acc[8];
             for (int u = 0; u < 8; u++) acc[u] = _mm256_setzero_ps();
             for (int64_t d = 0; d < hd; d += 8) {
@@ -224,15 +235,16 @@ static void rows_to_f32(const uint16_t *src, int64_t stride, int64_t nb, int64_t
 }
 
 #if HK_X86
-// One block of positions on the AVX2 path, reading the cache directly.
+// One block of positions on the AVX2 path, reading the cache directly; pf_rows rows of K and V
+// from pf_k / pf_v (the next block's) are prefetched meanwhile.
 HK_AVX2 static void block_avx2(const attn_ctx *c, attn_work *w, const float *q, const void *k, const void *v,
-                               int64_t stride, int64_t nb) {
+                               int64_t stride, int64_t nb, const void *pf_k, const void *pf_v, int64_t pf_rows) {
     if (c->kv_type == HK_F16) {
-        scores_avx2(c, q, k, stride, nb, w->s, 1);
+        scores_avx2(c, q, k, stride, nb, pf_k, pf_v, pf_rows, w->s, 1);
         softmax_block_avx2(c, w, nb);
         accum_avx2(c, w->s, v, stride, nb, w->acc, 1);
     } else {
-        scores_avx2(c, q, k, stride, nb, w->s, 0);
+        scores_avx2(c, q, k, stride, nb, pf_k, pf_v, pf_rows, w->s, 0);
         softmax_block_avx2(c, w, nb);
         accum_avx2(c, w->s, v, stride, nb, w->acc, 0);
     }
@@ -272,7 +284,9 @@ static void run_item(attn_ctx *c, int tid, int64_t item) {
         const void *v = (const uint8_t *)qr->v + (size_t)(p * row + g * hd) * esize;
 #if HK_X86
         if (avx2) {
-            block_avx2(c, &w, q, k, v, row, nb);
+            const int64_t next = p + BLOCK, pf_rows = next + BLOCK < p1 ? BLOCK : p1 > next ? p1 - next : 0;
+            const size_t pf_off = pf_rows > 0 ? (size_t)(BLOCK * row) * esize : 0;  // k and v are at position p
+            block_avx2(c, &w, q, k, v, row, nb, (const uint8_t *)k + pf_off, (const uint8_t *)v + pf_off, pf_rows);
             continue;
         }
 #endif
