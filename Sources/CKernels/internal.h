@@ -55,10 +55,11 @@ _Static_assert(sizeof(block_q8_K) == 292, "q8_K layout");
 
 // ---- Activation formats (internal; never stored) -------------------------------------------------
 
-// 32 int8 values with a float scale and the scaled block sum s = d·Σq (needed by Q4_1/Q5_1,
-// whose offset m multiplies the plain sum of the activations). Floats instead of ggml's f16
-// keep a little more precision at no cost.
-typedef struct { float d, s; int8_t qs[QK]; } xq8;
+// 32 int8 values with a float scale, the scaled block sum s = d·Σq (needed by Q4_1/Q5_1, whose
+// offset m multiplies the plain sum of the activations) and the integer sum Σq (for the integer
+// offsets of Q4_0/Q5_0 and of Q8_0 levels stored unsigned). Floats instead of ggml's f16 keep a
+// little more precision at no cost.
+typedef struct { float d, s; int32_t sum; int8_t qs[QK]; } xq8;
 // 256 int8 values with 16-element partial sums, for the k-quants (ggml's block_q8_K).
 typedef block_q8_K xq8k;
 

@@ -31,11 +31,10 @@
 
 // Four activation rows' blocks side by side (rows past T are zero), so one weight block meets
 // all four with contiguous loads of their scales and sums.
-typedef struct xq8x4 { float d[4], s[4]; int8_t qs[4][QK]; } xq8x4;
+typedef struct xq8x4 { float d[4], s[4]; int32_t sum[4]; int8_t qs[4][QK]; } xq8x4;
 // Eight activation rows' blocks for the AVX-512 kernel (see wq8x2): lane 2t + r of each 16-lane
-// vector holds row t's values for weight row r of a pair, so every value appears twice. q128 is
-// 128·Σq, which turns Q8_0's unsigned-offset sum Σ(q+128)x back into the exact signed Σqx.
-typedef struct xq8x8 { float d[16], s[16]; int32_t q128[16]; int8_t qs[8][64]; } xq8x8;
+// vector holds row t's values for weight row r of a pair, so every value appears twice.
+typedef struct xq8x8 { float d[16], s[16]; int32_t sum[16]; int8_t qs[8][64]; } xq8x8;
 
 typedef struct mm_ctx mm_ctx;
 typedef void (*rows_fn)(const mm_ctx *c, int tid, int64_t r0, int64_t r1);
@@ -68,6 +67,7 @@ static void interleave_fours(const uint8_t *xq, size_t xq_row_bytes, int64_t T, 
             xq8x4 *o = &dst[(t / 4) * nb + b];
             o->d[t % 4] = row[b].d;
             o->s[t % 4] = row[b].s;
+            o->sum[t % 4] = row[b].sum;
             memcpy(o->qs[t % 4], row[b].qs, QK);
         }
     }
@@ -83,9 +83,7 @@ static void interleave_pairs(const uint8_t *xq, size_t xq_row_bytes, int64_t T, 
             const int lane = 2 * (int)(t % 8);
             o->d[lane] = o->d[lane + 1] = row[b].d;
             o->s[lane] = o->s[lane + 1] = row[b].s;
-            int32_t qsum = 0;
-            for (int j = 0; j < QK; j++) qsum += row[b].qs[j];
-            o->q128[lane] = o->q128[lane + 1] = 128 * qsum;
+            o->sum[lane] = o->sum[lane + 1] = row[b].sum;
             for (int j = 0; j < 8; j++) {
                 memcpy(&o->qs[j][4 * lane], row[b].qs + 4 * j, 4);
                 memcpy(&o->qs[j][4 * lane + 4], row[b].qs + 4 * j, 4);
@@ -98,8 +96,10 @@ static void interleave_pairs(const uint8_t *xq, size_t xq_row_bytes, int64_t T, 
 
 // The canonical order every legacy kernel follows, so that a (weight row, activation row) result
 // is bit-identical whichever kernel, T or thread computes it: per block the exact integer sum of
-// level·activation products (levels unsigned with the offset in m for Q4_0/Q5_0), then
-// acc += (d·dx)·isum and macc += m·s as single-rounding FMAs in block order; result acc + macc.
+// signed level · activation products (kernels that work with unsigned levels subtract the offset
+// times Σq in integers), then acc += (d·dx)·isum and macc += m·s (Q4_1/Q5_1; m = 0 otherwise) as
+// single-rounding FMAs in block order; result acc + macc. As in llama.cpp, the offsets of
+// Q4_0/Q5_0 never reach the floats, where Σ(q·x) and −8·Σx would largely cancel.
 static float dot_legacy_scalar(int type, const uint8_t *w, const xq8 *x, int64_t nb) {
     float acc = 0.0f, macc = 0.0f;
     for (int64_t b = 0; b < nb; b++) {
@@ -108,9 +108,8 @@ static float dot_legacy_scalar(int type, const uint8_t *w, const xq8 *x, int64_t
         switch (type) {
         case HK_Q4_0: {
             const block_q4_0 *blk = (const block_q4_0 *)w + b;
-            for (int j = 0; j < 16; j++) { q[j] = blk->qs[j] & 0xF; q[j + 16] = blk->qs[j] >> 4; }
+            for (int j = 0; j < 16; j++) { q[j] = (blk->qs[j] & 0xF) - 8; q[j + 16] = (blk->qs[j] >> 4) - 8; }
             d = hk_f16_to_f32(blk->d);
-            m = -8.0f * d;
             break;
         }
         case HK_Q4_1: {
@@ -124,11 +123,10 @@ static float dot_legacy_scalar(int type, const uint8_t *w, const xq8 *x, int64_t
             const block_q5_0 *blk = (const block_q5_0 *)w + b;
             const uint32_t qh = load_u32(blk->qh);
             for (int j = 0; j < 16; j++) {
-                q[j] = (blk->qs[j] & 0xF) | (((qh >> j) << 4) & 0x10);
-                q[j + 16] = (blk->qs[j] >> 4) | ((qh >> (j + 12)) & 0x10);
+                q[j] = ((blk->qs[j] & 0xF) | (((qh >> j) << 4) & 0x10)) - 16;
+                q[j + 16] = ((blk->qs[j] >> 4) | ((qh >> (j + 12)) & 0x10)) - 16;
             }
             d = hk_f16_to_f32(blk->d);
-            m = -16.0f * d;
             break;
         }
         case HK_Q5_1: {
@@ -290,15 +288,11 @@ static void rows_scalar(const mm_ctx *c, int tid, int64_t r0, int64_t r1) {
 typedef struct { uint8_t q[8][8]; float d[2], m[2]; } wq8x2;
 
 // [d0 d1 m0 m1] of the blocks b0, b1 of two rows. Every block starts with its f16 scale d; Q4_1/Q5_1
-// follow it with the f16 offset m, the others have a fixed offset in units of d (for the others the
-// second converted value of each row is unused).
+// follow it with the f16 offset m; the others have m = 0 (dot_pairs removes their integer offsets).
 HK_AVX512 HK_INLINE __m128 pair_scales(int type, const uint8_t *b0, const uint8_t *b1) {
     const __m128 dm = _mm_cvtph_ps(_mm_setr_epi32((int)load_u32(b0), (int)load_u32(b1), 0, 0));
     if (type == HK_Q4_1 || type == HK_Q5_1) return _mm_shuffle_ps(dm, dm, _MM_SHUFFLE(3, 1, 2, 0));
-    // Q8_0's levels are stored offset to unsigned (see unpack_pairs) but dot_pairs removes the
-    // offset in integers, so its m is 0 as in the other kernels.
-    const float offset = type == HK_Q4_0 ? -8.0f : type == HK_Q5_0 ? -16.0f : 0.0f;
-    return _mm_mul_ps(_mm_shuffle_ps(dm, dm, _MM_SHUFFLE(2, 0, 2, 0)), _mm_setr_ps(1.0f, 1.0f, offset, offset));
+    return _mm_shuffle_ps(dm, _mm_setzero_ps(), _MM_SHUFFLE(0, 0, 2, 0));
 }
 
 // Weight rows r..r+7 → dst[4b + p] (pair p = rows r+2p, r+2p+1); rows from r_end on repeat the
@@ -370,12 +364,14 @@ HK_AVX512 HK_INLINE void dot_pairs(int type, const wq8x2 *w, const xq8x8 *x, int
             }
         }
         const __m512 xd = _mm512_loadu_ps(xb->d), xs = _mm512_loadu_ps(xb->s);
-        const __m512i q128 = _mm512_loadu_si512(xb->q128);
+        // Unsigned levels of Q4_0/Q5_0/Q8_0: Σqx = Σ(q + offset)x − offset·Σx, offset = 2^shift.
+        const int shift = type == HK_Q4_0 ? 3 : type == HK_Q5_0 ? 4 : type == HK_Q8_0 ? 7 : 0;
+        const __m512i offset_sum = _mm512_slli_epi32(_mm512_loadu_si512(xb->sum), (unsigned)shift);
         for (int p = 0; p < 4; p++) {
             const __m512 wd = _mm512_castsi512_ps(broadcast_u64(wb[p].d));
             const __m512 wm = _mm512_castsi512_ps(broadcast_u64(wb[p].m));
             __m512i isum = _mm512_add_epi32(s0[p], s1[p]);
-            if (type == HK_Q8_0) isum = _mm512_sub_epi32(isum, q128);
+            if (shift) isum = _mm512_sub_epi32(isum, offset_sum);
             acc[p] = _mm512_fmadd_ps(_mm512_mul_ps(wd, xd), _mm512_cvtepi32_ps(isum), acc[p]);
             macc[p] = _mm512_fmadd_ps(wm, xs, macc[p]);
         }

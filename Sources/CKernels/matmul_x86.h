@@ -5,14 +5,14 @@
 // Every kernel computes Y[t][r] for rows r0..r1 and all T activation rows, unpacking each weight
 // block once for up to four activation rows (legacy formats: c->xq4, four rows interleaved).
 
-// Legacy 32-element formats. Q4_0/Q5_0 are handled as unsigned levels with an offset m = −8d/−16d
-// (Σ(q−8)x = Σqx − 8Σx, Σx comes with the activation block), which saves the sign trick;
-// only Q8_0 needs maddubs' signed-operand workaround.
+// Legacy 32-element formats. Q4_0/Q5_0 are handled as unsigned levels whose offset comes off the
+// integer sum (Σ(q−8)x = Σqx − 8Σx, Σx comes with the activation block), which saves the sign
+// trick; only Q8_0 needs maddubs' signed-operand workaround.
 KTARGET HK_INLINE __m256i KNAME(legacy_unpack)(int type, const uint8_t *w, int64_t b, float *d, float *m) {
     switch (type) {
     case HK_Q4_0: {
         const block_q4_0 *blk = (const block_q4_0 *)w + b;
-        *d = f16(blk->d); *m = -8.0f * *d;
+        *d = f16(blk->d); *m = 0.0f;
         return nibbles32(blk->qs);
     }
     case HK_Q4_1: {
@@ -22,7 +22,7 @@ KTARGET HK_INLINE __m256i KNAME(legacy_unpack)(int type, const uint8_t *w, int64
     }
     case HK_Q5_0: {
         const block_q5_0 *blk = (const block_q5_0 *)w + b;
-        *d = f16(blk->d); *m = -16.0f * *d;
+        *d = f16(blk->d); *m = 0.0f;
         return _mm256_or_si256(nibbles32(blk->qs), _mm256_and_si256(bits32(load_u32(blk->qh)), _mm256_set1_epi8(0x10)));
     }
     case HK_Q5_1: {
@@ -37,6 +37,9 @@ KTARGET HK_INLINE __m256i KNAME(legacy_unpack)(int type, const uint8_t *w, int64
     }
     }
 }
+
+// Offset of the unsigned levels legacy_unpack returns, as a power of two (0: none).
+KTARGET HK_INLINE int KNAME(legacy_offset_shift)(int type) { return type == HK_Q4_0 ? 3 : type == HK_Q5_0 ? 4 : 0; }
 
 // u8·s8 block sum of weights q and activations xv (signed q8_0 weights: sign moved onto xv).
 KTARGET HK_INLINE __m256i KNAME(legacy_dot)(int type, __m256i q, const int8_t *xs) {
@@ -65,8 +68,11 @@ KTARGET HK_INLINE void KNAME(legacy_row2)(int type, const uint8_t *w0, const uin
         const __m256i p1b = KNAME(legacy_dot)(type, KNAME(legacy_unpack)(type, w1, b, &d1b, &m1b), x[b].qs);
         const __m256i p1c = KNAME(legacy_dot)(type, KNAME(legacy_unpack)(type, w1, c, &d1c, &m1c), x[c].qs);
         const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(p0b, p0c), _mm256_hadd_epi32(p1b, p1c));
+        __m128i isum = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+        const int shift = KNAME(legacy_offset_shift)(type);
+        if (shift) isum = _mm_sub_epi32(isum, _mm_slli_epi32(_mm_setr_epi32(x[b].sum, x[c].sum, x[b].sum, x[c].sum), shift));
         float f[4];  // [row 0 block b, row 0 block c, row 1 block b, row 1 block c]
-        _mm_storeu_ps(f, _mm_cvtepi32_ps(_mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1))));
+        _mm_storeu_ps(f, _mm_cvtepi32_ps(isum));
         acc0 = fmaf(d0b * x[b].d, f[0], acc0);
         acc1 = fmaf(d1b * x[b].d, f[2], acc1);
         macc0 = fmaf(m0b, x[b].s, macc0);
@@ -98,7 +104,9 @@ KTARGET HK_INLINE void KNAME(legacy_rows4)(int type, const uint8_t *w, int64_t n
             const __m256i p0 = KNAME(legacy_dot)(type, q, xb->qs[0]), p1 = KNAME(legacy_dot)(type, q, xb->qs[1]);
             const __m256i p2 = KNAME(legacy_dot)(type, q, xb->qs[2]), p3 = KNAME(legacy_dot)(type, q, xb->qs[3]);
             const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(p0, p1), _mm256_hadd_epi32(p2, p3));
-            const __m128i isum = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+            __m128i isum = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+            const int shift = KNAME(legacy_offset_shift)(type);
+            if (shift) isum = _mm_sub_epi32(isum, _mm_slli_epi32(_mm_loadu_si128((const __m128i *)xb->sum), shift));
             const __m128 dd = _mm_mul_ps(vd, _mm_loadu_ps(xb->d));
             acc[g] = _mm_fmadd_ps(dd, _mm_cvtepi32_ps(isum), acc[g]);
             macc[g] = _mm_fmadd_ps(vm, _mm_loadu_ps(xb->s), macc[g]);

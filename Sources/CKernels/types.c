@@ -477,6 +477,7 @@ static void quantize_xq8_scalar(const float *x, xq8 *y, int64_t nb) {
         }
         y[i].d = d;
         y[i].s = d * sum;
+        y[i].sum = sum;
     }
 }
 
@@ -507,7 +508,8 @@ HK_AVX2 static void quantize_xq8_avx2(const float *x, xq8 *y, int64_t nb) {
         i0 = _mm256_permutevar8x32_epi32(i0, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
         _mm256_storeu_si256((__m256i *)y[i].qs, i0);
         y[i].d = d;
-        y[i].s = d * _mm_cvtsi128_si32(s4);
+        y[i].sum = _mm_cvtsi128_si32(s4);
+        y[i].s = d * y[i].sum;
     }
 }
 #endif
