@@ -523,10 +523,11 @@ void hk_matmul(hk_pool *pool, int wtype, const void *W, int64_t rows, int64_t co
         }
     }
     c.fn = pick_rows(wtype, c.level);
-    // About 4 chunks per thread, in multiples of 16 rows; at larger T at most 64 rows, so a chunk's
-    // weights stay cached while the activation slabs pass over them.
+    // About 4 chunks per thread, in multiples of 16 rows; for T > 1 at most 64 rows, so a chunk's
+    // weights (and the AVX-512 kernel's unpacked copy in scratch) stay cached while the activation
+    // slabs pass over them.
     int64_t chunk = (rows + 4 * nth - 1) / (4 * nth);
     chunk = (chunk + 15) & ~(int64_t)15;
-    c.chunk = T > 4 && chunk > 64 ? 64 : chunk;
+    c.chunk = T > 1 && chunk > 64 ? 64 : chunk;
     hk_pool_run(pool, rows_job, &c);
 }
