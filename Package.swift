@@ -25,8 +25,10 @@ let package = Package(
         .target(name: "HARPCommandLine", dependencies: ["HARP"]),
         .executableTarget(name: "harp-run", dependencies: ["HARP", "HARPCommandLine"]),
         .executableTarget(name: "harp-prune", dependencies: ["HARPPrune", "HARPCommandLine"]),
-        .testTarget(name: "HARPTests", dependencies: ["HARP", "CKernels"]),
-        .testTarget(name: "HARPPruneTests", dependencies: ["HARPPrune", "HARP"]),
+        // Tiny random-weight models written as GGUF files, shared by the test targets.
+        .target(name: "HARPTestSupport", dependencies: ["HARP"], path: "Tests/HARPTestSupport"),
+        .testTarget(name: "HARPTests", dependencies: ["HARP", "CKernels", "HARPTestSupport"]),
+        .testTarget(name: "HARPPruneTests", dependencies: ["HARPPrune", "HARP", "HARPTestSupport"]),
     ],
     cxxLanguageStandard: .cxx17
 )

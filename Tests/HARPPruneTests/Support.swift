@@ -1,6 +1,7 @@
 import Foundation
 @testable import HARP
 @testable import HARPPrune
+import HARPTestSupport
 
 /// Tiny dense Llama-style models with seeded random weights, written as GGUF files, for the
 /// pruner's identity tests.
@@ -16,53 +17,21 @@ enum TinyDense {
         var architecture = "llama"
     }
 
-    static func temporaryPath(_ name: String) -> String {
-        FileManager.default.temporaryDirectory
-            .appendingPathComponent("harp-prune-tests-\(ProcessInfo.processInfo.processIdentifier)-\(name)-\(UInt32.random(in: 0...UInt32.max)).gguf").path
-    }
+    static func temporaryPath(_ name: String) -> String { TinyModel.temporaryPath(name) }
 
     static func writer(_ s: Shape, seed: UInt64 = 7) throws -> GGUFWriter {
-        var random = SplitMix64(seed: seed)
-        func uniform(_ n: Int, scale: Float) -> [Float] {
-            (0..<n).map { _ in
-                let unit = Float(random.next() >> 40) / Float(1 << 24)
-                return (unit * 2 - 1) * scale
-            }
-        }
-        var w = GGUFWriter()
-        let a = s.architecture
-        w.set("general.architecture", .string(a))
-        w.set("\(a).block_count", .uint32(UInt32(s.layers)))
-        w.set("\(a).context_length", .uint32(256))
-        w.set("\(a).embedding_length", .uint32(UInt32(s.d)))
-        w.set("\(a).feed_forward_length", .uint32(UInt32(s.ffn)))
-        w.set("\(a).attention.head_count", .uint32(UInt32(s.heads)))
-        w.set("\(a).attention.head_count_kv", .uint32(UInt32(s.kvHeads)))
-        w.set("\(a).attention.key_length", .uint32(UInt32(s.headDim)))
-        w.set("\(a).attention.layer_norm_rms_epsilon", .float32(1e-5))
-        w.set("\(a).vocab_size", .uint32(UInt32(s.vocab)))
-        let scale = 1.7 / Float(s.d).squareRoot()
-        func matrix(_ name: String, rows: Int, cols: Int) throws {
-            try w.addTensor(name: name, shape: [cols, rows], type: .f32, floats: uniform(rows * cols, scale: scale))
-        }
-        func norm(_ name: String) throws {
-            try w.addTensor(name: name, shape: [s.d], type: .f32, floats: uniform(s.d, scale: 0.2).map { 1 + $0 })
-        }
-        try w.addTensor(name: "token_embd.weight", shape: [s.d, s.vocab], type: .f32, floats: uniform(s.vocab * s.d, scale: 1))
-        for l in 0..<s.layers {
-            let p = "blk.\(l)."
-            try norm(p + "attn_norm.weight")
-            try matrix(p + "attn_q.weight", rows: s.heads * s.headDim, cols: s.d)
-            try matrix(p + "attn_k.weight", rows: s.kvHeads * s.headDim, cols: s.d)
-            try matrix(p + "attn_v.weight", rows: s.kvHeads * s.headDim, cols: s.d)
-            try matrix(p + "attn_output.weight", rows: s.d, cols: s.heads * s.headDim)
-            try norm(p + "ffn_norm.weight")
-            try matrix(p + "ffn_gate.weight", rows: s.ffn, cols: s.d)
-            try matrix(p + "ffn_up.weight", rows: s.ffn, cols: s.d)
-            try matrix(p + "ffn_down.weight", rows: s.d, cols: s.ffn)
-        }
-        try norm("output_norm.weight")
-        return w
+        var spec = TinyModelSpec()
+        spec.architecture = s.architecture
+        spec.layers = s.layers
+        spec.d = s.d
+        spec.heads = s.heads
+        spec.kvHeads = s.kvHeads
+        spec.headDim = s.headDim
+        spec.ffn = s.ffn
+        spec.vocab = s.vocab
+        spec.context = 256
+        spec.seed = seed
+        return try TinyModel.writer(spec)
     }
 
     /// Writes and loads a tiny model; the caller removes the file.
@@ -86,13 +55,6 @@ enum Logits {
         let transformer = Transformer(model: model, pool: ComputePool(threads: 2))
         let cache = try KVCache(config: model.config, contextLength: 64, type: .f32)
         return try transformer.forward(Batch(tokens: tokens, startPosition: 0, allLogits: true), cache: cache)
-    }
-}
-
-extension Array where Element == Float {
-    func maxAbsDifference(_ other: [Float]) -> Float {
-        guard count == other.count else { return .infinity }
-        return zip(self, other).reduce(0) { Swift.max($0, abs($1.0 - $1.1)) }
     }
 }
 

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import HARP
+import HARPTestSupport
 
 /// harp-run as a user meets it: bad input gives one line on stderr naming the problem, and a
 /// non-zero exit — never a crash or a hang.

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import HARP
+import HARPTestSupport
 
 /// Tier 2: the Gemma layout read from metadata, and the sliding-window KV buffers, on tiny
 /// random-weight models.

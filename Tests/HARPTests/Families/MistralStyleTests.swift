@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import HARP
+import HARPTestSupport
 
 /// Mistral-style models: the Llama graph with a SentencePiece vocabulary, on a tiny random-weight
 /// model whose file carries the tiny vocabulary of `SentencePieceTests`.

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import HARP
+import HARPTestSupport
 
 /// SentencePiece vocabularies from GGUF metadata, tokenized by libsentencepiece: against an
 /// independent transcription of llama.cpp's SPM algorithm, and on a tiny hand-made vocabulary.

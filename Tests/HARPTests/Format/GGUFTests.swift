@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import HARP
+import HARPTestSupport
 
 @Suite("GGUF reader and writer")
 struct GGUFTests {

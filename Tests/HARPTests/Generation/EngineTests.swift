@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import HARP
+import HARPTestSupport
 
 /// A tokenizer for the tiny random models: token `i` is the text "<i>", and `endOfGeneration` ends generation.
 struct NumberedTokenizer: Tokenizer {

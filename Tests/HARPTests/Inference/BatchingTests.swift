@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import HARP
+import HARPTestSupport
 
 @Suite("Batched forward passes")
 struct BatchingTests {

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import HARP
+import HARPTestSupport
 
 /// Tier-2 identities on tiny random models: pruned layer kinds compute what the math says.
 @Suite("Per-layer structure")

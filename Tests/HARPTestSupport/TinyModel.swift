@@ -1,49 +1,66 @@
 import Foundation
-@testable import HARP
+import HARP
 
 /// Tiny decoder models with seeded random weights, written as real GGUF files with the
-/// project's own writer, for the structural identity tests.
-struct TinyModelSpec {
-    var architecture = "llama"
-    var layers = 3
-    var d = 64
-    var heads = 4
-    var kvHeads = 2
-    var headDim = 16
-    var ffn = 96
-    var vocab = 128
-    var context = 64
-    var seed: UInt64 = 1
-    var type: GGMLType = .f32
+/// project's own writer, for the structural identity tests of every test target.
+public struct TinyModelSpec: Sendable {
+    public var architecture = "llama"
+    public var layers = 3
+    public var d = 64
+    public var heads = 4
+    public var kvHeads = 2
+    public var headDim = 16
+    public var ffn = 96
+    public var vocab = 128
+    public var context = 64
+    public var seed: UInt64 = 1
+    public var type: GGMLType = .f32
     /// Write per-layer values as arrays instead of scalars.
-    var perLayerArrays = false
+    public var perLayerArrays = false
+
+    public init(architecture: String = "llama", layers: Int = 3, d: Int = 64, heads: Int = 4, kvHeads: Int = 2,
+                headDim: Int = 16, ffn: Int = 96, vocab: Int = 128, context: Int = 64, seed: UInt64 = 1,
+                type: GGMLType = .f32, perLayerArrays: Bool = false) {
+        self.architecture = architecture
+        self.layers = layers
+        self.d = d
+        self.heads = heads
+        self.kvHeads = kvHeads
+        self.headDim = headDim
+        self.ffn = ffn
+        self.vocab = vocab
+        self.context = context
+        self.seed = seed
+        self.type = type
+        self.perLayerArrays = perLayerArrays
+    }
 }
 
 /// Deterministic pseudo-random numbers for test weights.
-struct TestRandom {
+public struct TestRandom {
     private var generator: SplitMix64
-    init(seed: UInt64) { generator = SplitMix64(seed: seed &+ 0x1234_5678) }
+    public init(seed: UInt64) { generator = SplitMix64(seed: seed) }
 
-    mutating func next() -> UInt64 { generator.next() }
+    public mutating func next() -> UInt64 { generator.next() }
 
     /// Uniform in [-scale, scale).
-    mutating func float(_ scale: Float = 1) -> Float {
+    public mutating func float(_ scale: Float = 1) -> Float {
         (Float(next() >> 40) / Float(1 << 24) * 2 - 1) * scale
     }
 
-    mutating func floats(_ n: Int, scale: Float) -> [Float] { (0..<n).map { _ in float(scale) } }
+    public mutating func floats(_ n: Int, scale: Float) -> [Float] { (0..<n).map { _ in float(scale) } }
 }
 
-enum TinyModel {
+public enum TinyModel {
     /// A temporary directory removed when the process ends is not guaranteed; tests clean up with `defer`.
-    static func temporaryPath(_ name: String) -> String {
+    public static func temporaryPath(_ name: String) -> String {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("harp-tests-\(ProcessInfo.processInfo.processIdentifier)")
         try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         return dir.appendingPathComponent("\(name)-\(UInt32.random(in: 0...UInt32.max)).gguf").path
     }
 
     /// A writer holding a dense Llama-style model; callers may edit it before writing.
-    static func writer(_ s: TinyModelSpec) throws -> GGUFWriter {
+    public static func writer(_ s: TinyModelSpec) throws -> GGUFWriter {
         var rng = TestRandom(seed: s.seed)
         var w = GGUFWriter()
         let a = s.architecture
@@ -88,7 +105,7 @@ enum TinyModel {
     }
 
     /// Writes the model to a temporary file and loads it.
-    static func load(_ writer: GGUFWriter, weights: WeightFormat = .native) throws -> (Model, String) {
+    public static func load(_ writer: GGUFWriter, weights: WeightFormat = .native) throws -> (Model, String) {
         let path = temporaryPath("tiny")
         try writer.write(to: path)
         return (try Model(path: path, weights: weights), path)
@@ -97,7 +114,7 @@ enum TinyModel {
 
 extension Array where Element == Float {
     /// Largest absolute elementwise difference.
-    func maxAbsDifference(_ other: [Float]) -> Float {
+    public func maxAbsDifference(_ other: [Float]) -> Float {
         precondition(count == other.count, "compared arrays differ in length")
         return zip(self, other).reduce(0) { Swift.max($0, abs($1.0 - $1.1)) }
     }
