@@ -12,10 +12,7 @@ public struct BPETokenizer: Tokenizer {
     public var bosID: Int32? { specialTokenIDs.bos }
     public var eosID: Int32? { specialTokenIDs.eos }
 
-    private let texts: [String]
-    private let types: [TokenType]
-    private let pieces: [[UInt8]]
-    private let idForText: [String: Int32]
+    private let vocabulary: TokenVocabulary
     private let mergeTable: BPEMergeTable
     private let specialTokens: SpecialTokenMatcher
 
@@ -35,9 +32,7 @@ public struct BPETokenizer: Tokenizer {
         guard tokenTypes.isEmpty || tokenTypes.count == tokens.count else {
             throw HARPError.tokenizer("\(tokens.count) tokens but \(tokenTypes.count) token types")
         }
-        var idForText: [String: Int32] = [:]
-        idForText.reserveCapacity(tokens.count)
-        for (id, text) in tokens.enumerated() { idForText[text] = Int32(id) }  // last duplicate wins, as in llama.cpp
+        let idForText = TokenVocabulary.index(tokens)
 
         let declaredTypes = tokenTypes.isEmpty
             ? Array(repeating: TokenType.normal, count: tokens.count)
@@ -51,10 +46,7 @@ public struct BPETokenizer: Tokenizer {
         self.preTokenizer = preTokenizer
         self.specialTokenIDs = resolution.ids
         self.endOfGenerationIDs = resolution.endOfGeneration
-        self.texts = tokens
-        self.types = resolution.types
-        self.pieces = zip(tokens, resolution.types).map(Self.piece)
-        self.idForText = idForText
+        self.vocabulary = TokenVocabulary(texts: tokens, types: resolution.types, idForText: idForText, piece: Self.piece)
         self.mergeTable = BPEMergeTable(idForText: idForText, vocabularySize: tokens.count, merges: merges)
         self.specialTokens = SpecialTokenMatcher(texts: tokens, types: resolution.types)
     }
@@ -73,20 +65,14 @@ public struct BPETokenizer: Tokenizer {
         return output
     }
 
-    public func tokenPiece(_ id: Int32) -> [UInt8] {
-        pieces.indices.contains(Int(id)) ? pieces[Int(id)] : []
-    }
+    public func tokenPiece(_ id: Int32) -> [UInt8] { vocabulary.piece(id) }
 
-    public func tokenType(_ id: Int32) -> TokenType {
-        types.indices.contains(Int(id)) ? types[Int(id)] : .undefined
-    }
+    public func tokenType(_ id: Int32) -> TokenType { vocabulary.type(id) }
 
-    public func tokenID(forText text: String) -> Int32? { idForText[text] }
+    public func tokenID(forText text: String) -> Int32? { vocabulary.id(forText: text) }
 
     /// The stored (byte-to-character encoded) text of a token.
-    public func tokenText(_ id: Int32) -> String? {
-        texts.indices.contains(Int(id)) ? texts[Int(id)] : nil
-    }
+    public func tokenText(_ id: Int32) -> String? { vocabulary.text(id) }
 
     // MARK: - Encoding
 
@@ -97,7 +83,7 @@ public struct BPETokenizer: Tokenizer {
         for word in preTokenizer.split(scalarText) {
             let byteRange = scalarText.byteRange(of: word)
             let wordBytes = bytes[(bytes.startIndex + byteRange.lowerBound)..<(bytes.startIndex + byteRange.upperBound)]
-            if preTokenizer.ignoresMerges, let id = idForText[ByteLevelEncoding.encode(wordBytes)] {
+            if preTokenizer.ignoresMerges, let id = vocabulary.id(forText: ByteLevelEncoding.encode(wordBytes)) {
                 output.append(id)
                 continue
             }
@@ -115,7 +101,7 @@ public struct BPETokenizer: Tokenizer {
             return
         }
         for byte in mergeTable.extraSymbolTexts[Int(symbol) - vocabularySize].utf8 where byte < 0x80 {
-            if let id = idForText[String(UnicodeScalar(byte))] { output.append(id) }
+            if let id = vocabulary.id(forText: String(UnicodeScalar(byte))) { output.append(id) }
         }
     }
 

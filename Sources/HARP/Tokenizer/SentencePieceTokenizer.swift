@@ -13,9 +13,7 @@ public struct SentencePieceTokenizer: Tokenizer {
     public var eosID: Int32? { specialTokenIDs.eos }
 
     private let processor: SentencePieceProcessor
-    private let types: [TokenType]
-    private let pieces: [[UInt8]]
-    private let idForText: [String: Int32]
+    private let vocabulary: TokenVocabulary
     private let specialTokens: SpecialTokenMatcher
 
     /// Loads a SentencePiece `tokenizer.model` file. BOS is added by default, as SentencePiece
@@ -36,9 +34,7 @@ public struct SentencePieceTokenizer: Tokenizer {
             throw HARPError.tokenizer("SentencePiece model has \(count) pieces and \(declaredTypes.count) token types")
         }
         let texts = (0..<Int32(count)).map(processor.piece)
-        var idForText: [String: Int32] = [:]
-        idForText.reserveCapacity(count)
-        for (id, text) in texts.enumerated() { idForText[text] = Int32(id) }
+        let idForText = TokenVocabulary.index(texts)
         let resolution = EndOfGenerationRules.resolve(
             declared: specialTokenIDs.restricted(toVocabularySize: count), idForText: idForText, types: declaredTypes)
 
@@ -47,9 +43,7 @@ public struct SentencePieceTokenizer: Tokenizer {
         self.specialTokenIDs = resolution.ids
         self.endOfGenerationIDs = resolution.endOfGeneration
         self.processor = processor
-        self.types = resolution.types
-        self.pieces = zip(texts, resolution.types).map(Self.piece)
-        self.idForText = idForText
+        self.vocabulary = TokenVocabulary(texts: texts, types: resolution.types, idForText: idForText, piece: Self.piece)
         self.specialTokens = SpecialTokenMatcher(texts: texts, types: resolution.types)
     }
 
@@ -65,15 +59,11 @@ public struct SentencePieceTokenizer: Tokenizer {
         return output
     }
 
-    public func tokenPiece(_ id: Int32) -> [UInt8] {
-        pieces.indices.contains(Int(id)) ? pieces[Int(id)] : []
-    }
+    public func tokenPiece(_ id: Int32) -> [UInt8] { vocabulary.piece(id) }
 
-    public func tokenType(_ id: Int32) -> TokenType {
-        types.indices.contains(Int(id)) ? types[Int(id)] : .undefined
-    }
+    public func tokenType(_ id: Int32) -> TokenType { vocabulary.type(id) }
 
-    public func tokenID(forText text: String) -> Int32? { idForText[text] }
+    public func tokenID(forText text: String) -> Int32? { vocabulary.id(forText: text) }
 
     /// The bytes a piece stands for: "▁" is a space, "<0xAB>" byte pieces are that byte.
     private static func piece(_ text: String, _ type: TokenType) -> [UInt8] {
