@@ -59,6 +59,16 @@ public enum TinyModel {
         return dir.appendingPathComponent("\(name)-\(UInt32.random(in: 0...UInt32.max)).gguf").path
     }
 
+    /// A new empty directory of its own, for tests that inspect everything a write left behind
+    /// (tests run in parallel, so a shared directory holds other tests' files).
+    public static func temporaryDirectory(_ name: String) throws -> String {
+        let dir = FileManager.default.temporaryDirectory
+            .appendingPathComponent("harp-tests-\(ProcessInfo.processInfo.processIdentifier)")
+            .appendingPathComponent("\(name)-\(UInt32.random(in: 0...UInt32.max))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        return dir.path
+    }
+
     /// A writer holding a dense Llama-style model; callers may edit it before writing.
     public static func writer(_ s: TinyModelSpec) throws -> GGUFWriter {
         var rng = TestRandom(seed: s.seed)

@@ -121,15 +121,14 @@ struct GGUFTests {
     func atomicWrite() throws {
         var w = GGUFWriter()
         w.set("general.architecture", .string("llama"))
-        let path = TinyModel.temporaryPath("atomic")
-        defer { try? FileManager.default.removeItem(atPath: path) }
+        let dir = try TinyModel.temporaryDirectory("atomic")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/model.gguf"
         try w.write(to: path)
         let before = try Data(contentsOf: URL(fileURLWithPath: path))
         w.set("x", .bool(true))
         #expect(throws: HARPError.self) { try w.write(to: path, protecting: path) }
         #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == before)
-        let dir = URL(fileURLWithPath: path).deletingLastPathComponent().path
-        let leftovers = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasSuffix(".tmp") }
-        #expect(leftovers.isEmpty)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir) == ["model.gguf"])
     }
 }
