@@ -45,48 +45,92 @@ enum HARPFolding {
 /// starting from the cached dense input of that layer. Layers below a searched layer are still
 /// dense and unchanged, so they are never re-run; each candidate costs the layers from the searched
 /// one to the top plus the LM head, over the scored rows only.
+///
+/// The greedy pass picks the upper layers' α while the layers below still have their attention.
+/// Refinement sweeps then revisit every searched layer with all the others pruned, trying the
+/// grid neighbours of its α (coordinate descent on the same calibration perplexity); a sweep that
+/// moves nothing ends them. All searched layers mix no tokens, so these candidates replay from the
+/// lowest searched layer's cached input.
 struct HARPSearch {
     /// Searched layers, top first.
     let layers: [Int]
     let grid: [Float]
+    /// At most this many refinement sweeps after the greedy pass.
+    var refinementSweeps = 0
     let pool: ComputePool
 
     struct Result {
         var editor: ModelEditor
         /// α chosen for each searched layer, in `layers` order.
         var alphas: [Float]
-        /// Calibration perplexity of every grid value, per searched layer.
+        /// Calibration perplexity of every grid value in the greedy pass, per searched layer.
         var perplexities: [[Double]]
+        /// Calibration perplexity (searched rows) after the greedy pass and after each refinement sweep.
+        var sweepPerplexities: [Double]
     }
 
     func run(_ editor: ModelEditor, inputs: [Int: [Float]], targets: [Int32],
              progress: (Int, Int) -> Void) throws -> Result {
         var current = editor
-        var alphas: [Float] = [], perplexities: [[Double]] = []
-        let total = layers.count * grid.count
+        var chosen: [Int] = []  // grid index per searched layer
+        var perplexities: [[Double]] = []
+        var currentPerplexity = Double.infinity
+        let greedyTotal = layers.count * grid.count
+        // Progress counts the greedy candidates plus two neighbours per layer and sweep (an upper bound).
+        let total = greedyTotal + refinementSweeps * 2 * layers.count
+        var done = 0
         for layer in layers {
-            guard case .full(let heads, let kvHeads, let headDim) = editor.source.config.layers[layer].attention,
-                  let output = editor.source.weights.layers[layer].output else {
-                throw HARPError.invalidArgument("layer \(layer) is not a dense full-attention layer; harp-prune needs a dense model")
-            }
             guard let input = inputs[layer] else { throw HARPError.invalidArgument("internal: no cached input for layer \(layer)") }
-            let grouped = HARPFolding.groupedOutput(output, heads: heads, kvHeads: kvHeads, headDim: headDim)
-            var best: (ppl: Double, editor: ModelEditor, alpha: Float)?
+            let grouped = try groupedOutput(layer, editor.source)
+            var best: (ppl: Double, editor: ModelEditor, index: Int)?
             var row: [Double] = []
-            for alpha in grid {
+            for (index, alpha) in grid.enumerated() {
                 var candidate = current
                 try candidate.makeValueOnly(layer, alpha: alpha, groupedOutput: grouped)
                 let ppl = try Replay.perplexity(candidate.build(), from: layer, input: input, targets: targets, pool: pool)
                 row.append(ppl)
-                if best.map({ ppl < $0.ppl }) ?? true { best = (ppl, candidate, alpha) }
-                progress(alphas.count * grid.count + row.count, total)
+                if best.map({ ppl < $0.ppl }) ?? true { best = (ppl, candidate, index) }
+                done += 1
+                progress(done, total)
             }
             guard let best else { throw HARPError.invalidArgument("the α grid is empty") }
             current = best.editor
-            alphas.append(best.alpha)
+            chosen.append(best.index)
             perplexities.append(row)
+            currentPerplexity = best.ppl
         }
-        return Result(editor: current, alphas: alphas, perplexities: perplexities)
+        var sweepPerplexities = [currentPerplexity]
+        if let bottom = layers.min(), let input = inputs[bottom], grid.count > 1 {
+            sweeps: for _ in 0..<refinementSweeps {
+                var moved = false
+                for (i, layer) in layers.enumerated() {
+                    let grouped = try groupedOutput(layer, editor.source)
+                    for index in [chosen[i] - 1, chosen[i] + 1] where grid.indices.contains(index) {
+                        var candidate = current
+                        try candidate.makeValueOnly(layer, alpha: grid[index], groupedOutput: grouped)
+                        let ppl = try Replay.perplexity(candidate.build(), from: bottom, input: input, targets: targets, pool: pool)
+                        done += 1
+                        progress(min(done, total), total)
+                        if ppl < currentPerplexity {
+                            (current, chosen[i], currentPerplexity, moved) = (candidate, index, ppl, true)
+                        }
+                    }
+                }
+                sweepPerplexities.append(currentPerplexity)
+                if !moved { break sweeps }
+            }
+        }
+        progress(total, total)
+        return Result(editor: current, alphas: chosen.map { grid[$0] }, perplexities: perplexities,
+                      sweepPerplexities: sweepPerplexities)
+    }
+
+    private func groupedOutput(_ layer: Int, _ source: Model) throws -> [Float] {
+        guard case .full(let heads, let kvHeads, let headDim) = source.config.layers[layer].attention,
+              let output = source.weights.layers[layer].output else {
+            throw HARPError.invalidArgument("layer \(layer) is not a dense full-attention layer; harp-prune needs a dense model")
+        }
+        return HARPFolding.groupedOutput(output, heads: heads, kvHeads: kvHeads, headDim: headDim)
     }
 }
 

@@ -35,6 +35,8 @@ public struct PruneReport: Codable, Sendable {
     /// Searched layers, top first, and the calibration perplexity of each grid value.
     public var searchedLayers: [Int]
     public var searchPerplexities: [[Double]]
+    /// Calibration perplexity of the searched windows after the greedy pass and after each refinement sweep.
+    public var sweepPerplexities: [Double]
     public var removedLayers: [Int]
     public var layers: [Layer]
     public var before: Totals
@@ -44,7 +46,7 @@ public struct PruneReport: Codable, Sendable {
     public var phases: [String]
 
     init(method: PruneMethod, options: PruneOptions, source: Model, pruned: Model, calibration: CalibrationSet,
-         alphas: [Int: Float], alphaGrid: [Float], searchPerplexities: [[Double]], searchedLayers: [Int], removedLayers: [Int],
+         alphas: [Int: Float], alphaGrid: [Float], searchPerplexities: [[Double]], sweepPerplexities: [Double], searchedLayers: [Int], removedLayers: [Int],
          densePerplexity: Double, prunedPerplexity: Double, timings: [(String, Double)]) {
         self.method = method.rawValue
         sourceModel = source.path
@@ -56,6 +58,7 @@ public struct PruneReport: Codable, Sendable {
         self.alphaGrid = alphaGrid
         self.searchedLayers = searchedLayers
         self.searchPerplexities = searchPerplexities
+        self.sweepPerplexities = sweepPerplexities
         self.removedLayers = removedLayers
         layers = pruned.config.layers.enumerated().map { index, spec in
             let (heads, kvHeads): (Int, Int)
@@ -101,7 +104,11 @@ public struct PruneReport: Codable, Sendable {
         if !searchedLayers.isEmpty {
             lines.append("- α search: the first \(searchWindows) windows, grid \(alphaGrid.map { String(format: "%.2g", $0) }.joined(separator: ", "))")
             lines.append("- α (top layer first, layers \(searchedLayers.map(String.init).joined(separator: ", "))): "
-                         + "[\(alphasTopFirst.map { String(format: "%.1f", $0) }.joined(separator: ", "))]")
+                         + "[\(alphasTopFirst.map { String(format: "%g", $0) }.joined(separator: ", "))]")
+            if sweepPerplexities.count > 1 {
+                lines.append("- searched-window perplexity after the greedy pass, then after each refinement sweep: "
+                             + sweepPerplexities.map { String(format: "%.3f", $0) }.joined(separator: " → "))
+            }
         }
         if !removedLayers.isEmpty { lines.append("- removed layers: \(removedLayers.map(String.init).joined(separator: ", "))") }
         lines += ["", "| | before | after |", "|---|---|---|",
@@ -113,7 +120,7 @@ public struct PruneReport: Codable, Sendable {
                   String(format: "| calibration perplexity | %.4f | %.4f |", before.calibrationPerplexity, after.calibrationPerplexity),
                   "", "| layer | attention | heads | KV heads | FFN | α |", "|---|---|---|---|---|---|"]
         for l in layers {
-            lines.append("| \(l.index) | \(l.attention) | \(l.heads) | \(l.kvHeads) | \(l.ffnWidth) | \(l.alpha.map { String(format: "%.1f", $0) } ?? "") |")
+            lines.append("| \(l.index) | \(l.attention) | \(l.heads) | \(l.kvHeads) | \(l.ffnWidth) | \(l.alpha.map { String(format: "%g", $0) } ?? "") |")
         }
         if !searchedLayers.isEmpty {
             lines += ["", "α search (calibration perplexity per grid value):", "",

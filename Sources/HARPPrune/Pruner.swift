@@ -29,6 +29,8 @@ public struct PruneOptions: Sendable {
     public var budget: Double?
     /// HARP's α grid.
     public var alphaGrid: [Float] = (0...10).map { Float($0) / 10 }
+    /// Refinement sweeps after the greedy pass (at most; see `HARPSearch`).
+    public var refinementSweeps = 2
     /// Calibration windows the α search scores (the first ones; nil: all). Every candidate runs
     /// the LM head on each scored token, which dominates the search on small models.
     public var searchWindows: Int? = 32
@@ -118,12 +120,14 @@ public struct Pruner {
         var editor = ModelEditor(model, storageType: options.storageType)
         var alphas: [Int: Float] = [:]
         var searchPerplexities: [[Double]] = []
+        var sweepPerplexities: [Double] = []
         var removedLayers: [Int] = []
         let layerCount = model.config.layerCount
         let share = options.budget ?? Double(options.dropLast) / Double(layerCount)
         switch options.method {
         case .harp:
-            let search = HARPSearch(layers: searchedLayers, grid: options.alphaGrid, pool: pool)
+            var search = HARPSearch(layers: searchedLayers, grid: options.alphaGrid, pool: pool)
+            search.refinementSweeps = options.refinementSweeps
             let rows = min(calibration.windows.count, options.searchWindows ?? .max) * calibration.scoredPositions.count
             let d = model.config.embeddingLength
             let inputs = statistics.layerInputs.mapValues { Array($0.prefix(rows * d)) }
@@ -133,6 +137,7 @@ public struct Pruner {
             editor = result.editor
             for (layer, alpha) in zip(searchedLayers, result.alphas) { alphas[layer] = alpha }
             searchPerplexities = result.perplexities
+            sweepPerplexities = result.sweepPerplexities
             lap("α search", since: phaseStart)
         case .flapHeads, .wandaSP, .magnitudeSP:
             let kvHeads = model.config.layers.reduce(0) { total, spec in
@@ -155,14 +160,24 @@ public struct Pruner {
         let pruned = editor.build()
 
         phaseStart = clock.now
-        let prunedPerplexity = try CalibrationPass.perplexity(Transformer(model: pruned, pool: pool), calibration: calibration) {
-            progress("pruned calibration pass", $0, $1)
+        let prunedPerplexity: Double
+        if options.method == .harp, options.mlpRatio == 0, let bottom = searchedLayers.last, let input = statistics.layerInputs[bottom] {
+            // Only the searched layers changed and they mix no tokens: replaying them from the cached
+            // dense input over every scored row gives the full pass's perplexity, bit for bit.
+            progress("pruned calibration pass", 0, 1)
+            prunedPerplexity = try Replay.perplexity(pruned, from: bottom, input: input, targets: calibration.scoredTargets, pool: pool)
+            progress("pruned calibration pass", 1, 1)
+        } else {
+            prunedPerplexity = try CalibrationPass.perplexity(Transformer(model: pruned, pool: pool), calibration: calibration) {
+                progress("pruned calibration pass", $0, $1)
+            }
         }
         lap("pruned calibration pass", since: phaseStart)
         lap("total", since: started)
 
         let report = PruneReport(method: options.method, options: options, source: model, pruned: pruned, calibration: calibration,
                                  alphas: alphas, alphaGrid: options.alphaGrid, searchPerplexities: searchPerplexities,
+                                 sweepPerplexities: sweepPerplexities,
                                  searchedLayers: options.method == .harp ? searchedLayers : [], removedLayers: removedLayers,
                                  densePerplexity: densePerplexity, prunedPerplexity: prunedPerplexity, timings: timings)
         return PruneOutcome(model: pruned, report: report)

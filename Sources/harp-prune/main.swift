@@ -20,6 +20,7 @@ let spec = CommandSpec(
         OptionSpec(names: ["--drop-last"], value: "N", help: "HARP: top layers that lose Q/K (default 8); the baselines' default budget"),
         OptionSpec(names: ["--budget"], value: "F", help: "baselines: share of KV heads removed (default: drop-last / layers)"),
         OptionSpec(names: ["--alpha-grid"], value: "LIST", help: "α values, 'a,b,c' or 'start:end:step' (default 0:1:0.1)"),
+        OptionSpec(names: ["--refine"], value: "N", help: "at most N sweeps moving each α to a better grid neighbour after the greedy search (default 2)"),
         OptionSpec(names: ["--search-windows"], value: "N", help: "calibration windows the α search scores (default 32; 0 = all)"),
         OptionSpec(names: ["--mlp-ratio"], value: "R", help: "FLAP MLP pruning ratio on top of the method (default 0: off)"),
         OptionSpec(names: ["-f", "--calibration"], value: "FILE", help: "calibration text (default: \(defaultCalibrationPath))"),
@@ -91,6 +92,7 @@ func run(_ args: ParsedArguments) throws {
     if let grid = args.string("--alpha-grid") { options.alphaGrid = try parseGrid(grid) }
     let searchWindows = try args.int("--search-windows", default: 32, range: 0...1_000_000)
     options.searchWindows = searchWindows == 0 ? nil : searchWindows
+    options.refinementSweeps = try args.int("--refine", default: options.refinementSweeps, range: 0...100)
     options.mlpRatio = try args.float("--mlp-ratio", default: 0, range: 0...0.99)
     if let name = args.string("--type") {
         guard let type = GGMLType(name: name), writableTypes.contains(type) else {
