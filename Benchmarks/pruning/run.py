@@ -28,8 +28,8 @@ PROMPTS = Path(__file__).resolve().parent / "prompts.txt"
 
 # (label, harp-prune arguments)
 METHODS = [
-    ("HARP", ["--method", "harp", "--drop-last", "8"]),
-    ("HARP+FLAP", ["--method", "harp", "--drop-last", "8", "--mlp-ratio", "0.025"]),
+    ("HARP", ["--method", "harp", "--drop-last", "8", "--search-windows", "32"]),
+    ("HARP+FLAP", ["--method", "harp", "--drop-last", "8", "--search-windows", "32", "--mlp-ratio", "0.025"]),
     ("FLAP heads", ["--method", "flap-heads", "--drop-last", "8"]),
     ("Wanda-sp", ["--method", "wanda-sp", "--drop-last", "8"]),
     ("magnitude-sp", ["--method", "magnitude-sp", "--drop-last", "8"]),

@@ -67,6 +67,9 @@ struct HARPSearch {
         var perplexities: [[Double]]
         /// Calibration perplexity (searched rows) after the greedy pass and after each refinement sweep.
         var sweepPerplexities: [Double]
+        /// Candidate models scored, and the decoder layers they replayed in all (each over the searched rows).
+        var candidates: Int
+        var layerPasses: Int
     }
 
     func run(_ editor: ModelEditor, inputs: [Int: [Float]], targets: [Int32],
@@ -78,7 +81,8 @@ struct HARPSearch {
         let greedyTotal = layers.count * grid.count
         // Progress counts the greedy candidates plus two neighbours per layer and sweep (an upper bound).
         let total = greedyTotal + refinementSweeps * 2 * layers.count
-        var done = 0
+        var done = 0, layerPasses = 0
+        let top = (layers.max() ?? 0) + 1
         for layer in layers {
             guard let input = inputs[layer] else { throw HARPError.invalidArgument("internal: no cached input for layer \(layer)") }
             let grouped = try groupedOutput(layer, editor.source)
@@ -88,6 +92,7 @@ struct HARPSearch {
                 var candidate = current
                 try candidate.makeValueOnly(layer, alpha: alpha, groupedOutput: grouped)
                 let ppl = try Replay.perplexity(candidate.build(), from: layer, input: input, targets: targets, pool: pool)
+                layerPasses += top - layer
                 row.append(ppl)
                 if best.map({ ppl < $0.ppl }) ?? true { best = (ppl, candidate, index) }
                 done += 1
@@ -109,6 +114,7 @@ struct HARPSearch {
                         var candidate = current
                         try candidate.makeValueOnly(layer, alpha: grid[index], groupedOutput: grouped)
                         let ppl = try Replay.perplexity(candidate.build(), from: bottom, input: input, targets: targets, pool: pool)
+                        layerPasses += top - bottom
                         done += 1
                         progress(min(done, total), total)
                         if ppl < currentPerplexity {
@@ -122,7 +128,7 @@ struct HARPSearch {
         }
         progress(total, total)
         return Result(editor: current, alphas: chosen.map { grid[$0] }, perplexities: perplexities,
-                      sweepPerplexities: sweepPerplexities)
+                      sweepPerplexities: sweepPerplexities, candidates: done, layerPasses: layerPasses)
     }
 
     private func groupedOutput(_ layer: Int, _ source: Model) throws -> [Float] {

@@ -37,6 +37,9 @@ public struct PruneReport: Codable, Sendable {
     public var searchPerplexities: [[Double]]
     /// Calibration perplexity of the searched windows after the greedy pass and after each refinement sweep.
     public var sweepPerplexities: [Double]
+    /// Candidate models the α search scored, and the decoder-layer passes over the searched rows they took.
+    public var searchCandidates: Int
+    public var searchLayerPasses: Int
     public var removedLayers: [Int]
     public var layers: [Layer]
     public var before: Totals
@@ -46,7 +49,7 @@ public struct PruneReport: Codable, Sendable {
     public var phases: [String]
 
     init(method: PruneMethod, options: PruneOptions, source: Model, pruned: Model, calibration: CalibrationSet,
-         alphas: [Int: Float], alphaGrid: [Float], searchPerplexities: [[Double]], sweepPerplexities: [Double], searchedLayers: [Int], removedLayers: [Int],
+         alphas: [Int: Float], alphaGrid: [Float], searchPerplexities: [[Double]], sweepPerplexities: [Double], searchCost: (candidates: Int, layerPasses: Int), searchedLayers: [Int], removedLayers: [Int],
          densePerplexity: Double, prunedPerplexity: Double, timings: [(String, Double)]) {
         self.method = method.rawValue
         sourceModel = source.path
@@ -59,6 +62,8 @@ public struct PruneReport: Codable, Sendable {
         self.searchedLayers = searchedLayers
         self.searchPerplexities = searchPerplexities
         self.sweepPerplexities = sweepPerplexities
+        searchCandidates = searchCost.candidates
+        searchLayerPasses = searchCost.layerPasses
         self.removedLayers = removedLayers
         layers = pruned.config.layers.enumerated().map { index, spec in
             let (heads, kvHeads): (Int, Int)
@@ -105,6 +110,8 @@ public struct PruneReport: Codable, Sendable {
             lines.append("- α search: the first \(searchWindows) windows, grid \(alphaGrid.map { String(format: "%.2g", $0) }.joined(separator: ", "))")
             lines.append("- α (top layer first, layers \(searchedLayers.map(String.init).joined(separator: ", "))): "
                          + "[\(alphasTopFirst.map { String(format: "%g", $0) }.joined(separator: ", "))]")
+            lines.append("- α search cost: \(searchCandidates) candidates, each the LM head plus the layers from the searched one up "
+                         + "(\(searchLayerPasses) layer passes in all)")
             if sweepPerplexities.count > 1 {
                 lines.append("- searched-window perplexity after the greedy pass, then after each refinement sweep: "
                              + sweepPerplexities.map { String(format: "%.3f", $0) }.joined(separator: " → "))

@@ -32,8 +32,9 @@ public struct PruneOptions: Sendable {
     /// Refinement sweeps after the greedy pass (at most; see `HARPSearch`).
     public var refinementSweeps = 2
     /// Calibration windows the α search scores (the first ones; nil: all). Every candidate runs
-    /// the LM head on each scored token, which dominates the search on small models.
-    public var searchWindows: Int? = 32
+    /// the LM head on each scored token, which dominates the search on small models; 20 windows
+    /// keep SmolLM2's whole run under 5 minutes on 2 AVX2 cores (Benchmarks/pruning/README.md).
+    public var searchWindows: Int? = 20
     /// FLAP MLP pruning ratio on top of the method (0: off).
     public var mlpRatio: Float = 0
     /// Type of re-encoded matrices (nil: each matrix keeps its source type where possible).
@@ -121,6 +122,7 @@ public struct Pruner {
         var alphas: [Int: Float] = [:]
         var searchPerplexities: [[Double]] = []
         var sweepPerplexities: [Double] = []
+        var searchCost = (candidates: 0, layerPasses: 0)
         var removedLayers: [Int] = []
         let layerCount = model.config.layerCount
         let share = options.budget ?? Double(options.dropLast) / Double(layerCount)
@@ -138,6 +140,7 @@ public struct Pruner {
             for (layer, alpha) in zip(searchedLayers, result.alphas) { alphas[layer] = alpha }
             searchPerplexities = result.perplexities
             sweepPerplexities = result.sweepPerplexities
+            searchCost = (result.candidates, result.layerPasses)
             lap("α search", since: phaseStart)
         case .flapHeads, .wandaSP, .magnitudeSP:
             let kvHeads = model.config.layers.reduce(0) { total, spec in
@@ -177,7 +180,7 @@ public struct Pruner {
 
         let report = PruneReport(method: options.method, options: options, source: model, pruned: pruned, calibration: calibration,
                                  alphas: alphas, alphaGrid: options.alphaGrid, searchPerplexities: searchPerplexities,
-                                 sweepPerplexities: sweepPerplexities,
+                                 sweepPerplexities: sweepPerplexities, searchCost: searchCost,
                                  searchedLayers: options.method == .harp ? searchedLayers : [], removedLayers: removedLayers,
                                  densePerplexity: densePerplexity, prunedPerplexity: prunedPerplexity, timings: timings)
         return PruneOutcome(model: pruned, report: report)

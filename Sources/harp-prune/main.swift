@@ -21,7 +21,7 @@ let spec = CommandSpec(
         OptionSpec(names: ["--budget"], value: "F", help: "baselines: share of KV heads removed (default: drop-last / layers)"),
         OptionSpec(names: ["--alpha-grid"], value: "LIST", help: "α values, 'a,b,c' or 'start:end:step' (default 0:1:0.1)"),
         OptionSpec(names: ["--refine"], value: "N", help: "at most N sweeps moving each α to a better grid neighbour after the greedy search (default 2)"),
-        OptionSpec(names: ["--search-windows"], value: "N", help: "calibration windows the α search scores (default 32; 0 = all)"),
+        OptionSpec(names: ["--search-windows"], value: "N", help: "calibration windows the α search scores (default 20; 0 = all)"),
         OptionSpec(names: ["--mlp-ratio"], value: "R", help: "FLAP MLP pruning ratio on top of the method (default 0: off)"),
         OptionSpec(names: ["-f", "--calibration"], value: "FILE", help: "calibration text (default: \(defaultCalibrationPath))"),
         OptionSpec(names: ["--nsamples"], value: "N", help: "calibration windows (default 128)"),
@@ -90,7 +90,7 @@ func run(_ args: ParsedArguments) throws {
     options.dropLast = try args.int("--drop-last", default: options.dropLast, range: 0...100_000)
     if args.string("--budget") != nil { options.budget = Double(try args.float("--budget", default: 0, range: 0...1)) }
     if let grid = args.string("--alpha-grid") { options.alphaGrid = try parseGrid(grid) }
-    let searchWindows = try args.int("--search-windows", default: 32, range: 0...1_000_000)
+    let searchWindows = try args.int("--search-windows", default: options.searchWindows ?? 0, range: 0...1_000_000)
     options.searchWindows = searchWindows == 0 ? nil : searchWindows
     options.refinementSweeps = try args.int("--refine", default: options.refinementSweeps, range: 0...100)
     options.mlpRatio = try args.float("--mlp-ratio", default: 0, range: 0...0.99)
