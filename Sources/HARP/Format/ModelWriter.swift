@@ -29,9 +29,12 @@ public enum ModelWriter {
         }
         let arch = layout == .deci ? "deci" : c.architecture
         var w = GGUFWriter()
-        // Tokenizer and general keys come from the source; structural keys are rewritten below.
+        // Tokenizer, general and (native layout) family keys — sliding windows, soft-caps, RoPE
+        // variants — come from the source; the structural keys are rewritten below. The deci layout
+        // is another architecture, so none of the source's architecture keys carry over.
         w.copyMetadata(from: model.file) { key in
-            key.hasPrefix("\(c.architecture).") || key.hasPrefix("harp.") || key == "general.architecture" || key == "general.file_type"
+            (layout == .deci && key.hasPrefix("\(c.architecture).")) || key.hasPrefix("harp.")
+                || key == "general.architecture" || key == "general.file_type"
         }
         w.set("general.architecture", .string(arch))
         try writeStructure(c, into: &w, arch: arch, layout: layout)
@@ -72,7 +75,9 @@ public enum ModelWriter {
         w.set("\(arch).attention.key_length", .uint32(UInt32(headDim)))
         w.set("\(arch).attention.value_length", .uint32(UInt32(headDim)))
         w.set("\(arch).attention.layer_norm_rms_epsilon", .float32(c.normEpsilon))
-        w.set("\(arch).rope.freq_base", .float32(c.layers.first?.ropeBase ?? 10_000))
+        // The global base: sliding-window layers may have their own (Gemma 3's rope.freq_base_swa).
+        let ropeBase = c.layers.first { $0.slidingWindow == nil }?.ropeBase ?? c.layers.first?.ropeBase ?? 10_000
+        w.set("\(arch).rope.freq_base", .float32(ropeBase))
         w.set("\(arch).rope.dimension_count", .uint32(UInt32(c.ropeDimensions)))
         if c.ropeFreqScale != 1 { w.set("\(arch).rope.scale_linear", .float32(1 / c.ropeFreqScale)) }
         w.set("\(arch).vocab_size", .uint32(UInt32(c.vocabularySize)))
