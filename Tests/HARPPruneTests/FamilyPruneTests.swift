@@ -2,6 +2,7 @@ import Foundation
 import Testing
 @testable import HARP
 @testable import HARPPrune
+import HARPTestSupport
 
 /// harp-prune on the other real families: Qwen2 (q/k/v biases, GQA 7:1) and Gemma 3 (α folded into
 /// the post-attention norm, sliding-window layers). A short calibration keeps each case quick.
@@ -46,18 +47,10 @@ struct FamilyPruneTests {
         }
         #expect(reloaded.config == outcome.model.config)
         let prompt = tokenizer.encode("The capital of France is", parseSpecial: false)
-        func greedy(_ model: Model, steps: Int) throws -> [Int32] {
-            let session = try Session(transformer: Transformer(model: model, pool: pool), contextLength: 64)
-            var logits = try session.feed(prompt)
-            var out: [Int32] = []
-            for _ in 0..<steps {
-                let next = Int32(logits.indices.max { logits[$0] < logits[$1] } ?? 0)
-                out.append(next)
-                logits = try session.feed([next])
-            }
-            return out
-        }
         // The reloaded file is the in-memory model: the same greedy tokens.
-        #expect(try greedy(reloaded, steps: 6) == greedy(outcome.model, steps: 6))
+        func greedy(_ model: Model) throws -> [Int32] {
+            try greedyTokens(Transformer(model: model, pool: pool), prompt: prompt, steps: 6, contextLength: 64, kvType: .f16)
+        }
+        #expect(try greedy(reloaded) == greedy(outcome.model))
     }
 }

@@ -54,20 +54,24 @@ public struct TestRandom {
 public enum TinyModel {
     /// A temporary directory removed when the process ends is not guaranteed; tests clean up with `defer`.
     public static func temporaryPath(_ name: String) -> String {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("harp-tests-\(ProcessInfo.processInfo.processIdentifier)")
-        try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        return dir.appendingPathComponent("\(name)-\(UInt32.random(in: 0...UInt32.max)).gguf").path
+        try? FileManager.default.createDirectory(at: testsDirectory, withIntermediateDirectories: true)
+        return testsDirectory.appendingPathComponent(uniqueName(name) + ".gguf").path
     }
 
     /// A new empty directory of its own, for tests that inspect everything a write left behind
-    /// (tests run in parallel, so a shared directory holds other tests' files).
+    /// (tests run in parallel, so the shared directory holds other tests' files).
     public static func temporaryDirectory(_ name: String) throws -> String {
-        let dir = FileManager.default.temporaryDirectory
-            .appendingPathComponent("harp-tests-\(ProcessInfo.processInfo.processIdentifier)")
-            .appendingPathComponent("\(name)-\(UInt32.random(in: 0...UInt32.max))")
+        let dir = testsDirectory.appendingPathComponent(uniqueName(name))
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         return dir.path
     }
+
+    /// This test process's directory for temporary files.
+    private static var testsDirectory: URL {
+        FileManager.default.temporaryDirectory.appendingPathComponent("harp-tests-\(ProcessInfo.processInfo.processIdentifier)")
+    }
+
+    private static func uniqueName(_ name: String) -> String { "\(name)-\(UInt32.random(in: 0...UInt32.max))" }
 
     /// A writer holding a dense Llama-style model; callers may edit it before writing.
     public static func writer(_ s: TinyModelSpec) throws -> GGUFWriter {

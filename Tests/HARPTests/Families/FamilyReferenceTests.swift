@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import HARPTestSupport
 @testable import HARP
 
 /// Tier 3: Qwen2 and Gemma 3 models, weights as stored, against llama.cpp's outputs on the same
@@ -56,13 +57,7 @@ struct FamilyReferenceTests {
         for c in reference.prompts.cases {
             let decisive = c.greedyTop1MinusTop2.firstIndex { $0 < family.decisionMargin } ?? c.greedyIds.count
             // F16 keys and values, as llama.cpp's reference run cached them: near-ties follow the cache type.
-            let session = try Session(transformer: transformer, contextLength: 64, kvType: .f16)
-            var logits = try session.feed(c.promptIds)
-            var ours: [Int32] = []
-            for _ in 0..<decisive {
-                ours.append(Sampler.argmax(logits))
-                logits = try session.feed([ours[ours.count - 1]])
-            }
+            let ours = try greedyTokens(transformer, prompt: c.promptIds, steps: decisive, contextLength: 64, kvType: .f16)
             #expect(ours == Array(c.greedyIds.prefix(decisive)), "\(c.prompt.debugDescription)")
         }
     }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import HARPTestSupport
 @testable import HARP
 
 /// Tier 3: SmolLM2-135M against outputs measured with llama.cpp (../shared/reference).
@@ -35,19 +36,6 @@ struct SmolLM2ReferenceTests {
         Array(logits.indices.sorted { logits[$0] > logits[$1] }.prefix(k))
     }
 
-    /// Greedy decoding: the ids and the logits at each step.
-    func greedy(_ t: Transformer, prompt: [Int32], steps: Int) throws -> [Int32] {
-        let session = try Session(transformer: t, contextLength: 128, kvType: .f32)
-        var logits = try session.feed(prompt)
-        var out: [Int32] = []
-        for _ in 0..<steps {
-            let next = Sampler.argmax(logits)
-            out.append(next)
-            logits = try session.feed([next])
-        }
-        return out
-    }
-
     @Test("F32: top-10 next-token ids equal and logits within 1e-2")
     func top10F32() throws {
         let t = try transformer(.f32)
@@ -66,7 +54,7 @@ struct SmolLM2ReferenceTests {
         let t = try transformer(.f32)
         for c in try Self.cases("next_token_f32") {
             let decisive = c.margins.firstIndex { $0 < 0.05 } ?? c.greedy.count
-            let ours = try greedy(t, prompt: c.prompt, steps: decisive)
+            let ours = try greedyTokens(t, prompt: c.prompt, steps: decisive)
             #expect(ours == Array(c.greedy.prefix(decisive)))
         }
     }
@@ -76,7 +64,7 @@ struct SmolLM2ReferenceTests {
         let t = try transformer(.native)
         for c in try Self.cases("next_token_q4_1_llamacpp_q8_activations") {
             let decisive = c.margins.firstIndex { $0 < 0.1 } ?? c.greedy.count
-            let ours = try greedy(t, prompt: c.prompt, steps: decisive)
+            let ours = try greedyTokens(t, prompt: c.prompt, steps: decisive)
             #expect(ours == Array(c.greedy.prefix(decisive)))
         }
     }
