@@ -83,14 +83,15 @@ struct HARPSearch {
         let total = greedyTotal + refinementSweeps * 2 * layers.count
         var done = 0, layerPasses = 0
         let top = (layers.max() ?? 0) + 1
-        for layer in layers {
+        // W_O · R per searched layer, folded once for the greedy pass and the sweeps.
+        let grouped = try layers.map { try groupedOutput($0, editor.source) }
+        for (i, layer) in layers.enumerated() {
             guard let input = inputs[layer] else { throw HARPError.invalidArgument("internal: no cached input for layer \(layer)") }
-            let grouped = try groupedOutput(layer, editor.source)
             var best: (ppl: Double, editor: ModelEditor, index: Int)?
             var row: [Double] = []
             for (index, alpha) in grid.enumerated() {
                 var candidate = current
-                try candidate.makeValueOnly(layer, alpha: alpha, groupedOutput: grouped)
+                try candidate.makeValueOnly(layer, alpha: alpha, groupedOutput: grouped[i])
                 let ppl = try Replay.perplexity(candidate.build(), from: layer, input: input, targets: targets, pool: pool)
                 layerPasses += top - layer
                 row.append(ppl)
@@ -109,14 +110,13 @@ struct HARPSearch {
             sweeps: for _ in 0..<refinementSweeps {
                 var moved = false
                 for (i, layer) in layers.enumerated() {
-                    let grouped = try groupedOutput(layer, editor.source)
                     for index in [chosen[i] - 1, chosen[i] + 1] where grid.indices.contains(index) {
                         var candidate = current
-                        try candidate.makeValueOnly(layer, alpha: grid[index], groupedOutput: grouped)
+                        try candidate.makeValueOnly(layer, alpha: grid[index], groupedOutput: grouped[i])
                         let ppl = try Replay.perplexity(candidate.build(), from: bottom, input: input, targets: targets, pool: pool)
                         layerPasses += top - bottom
                         done += 1
-                        progress(min(done, total), total)
+                        progress(done, total)
                         if ppl < currentPerplexity {
                             (current, chosen[i], currentPerplexity, moved) = (candidate, index, ppl, true)
                         }
