@@ -15,6 +15,7 @@ extension ModelEditor {
         let kvWidth = kvHeads * headDim
         let scaled = w.postAttentionNorm == nil ? groupedOutput.map { $0 * alpha } : groupedOutput
         w.postAttentionNorm = w.postAttentionNorm.map { norm in norm.map { $0 * alpha } }
+        if w.postAttentionNorm == nil { w.outputBias = w.outputBias.map { b in b.map { $0 * alpha } } }
         w.output = try matrix(like: output, rows: output.rows, cols: kvWidth, floats: scaled)
         w.query = nil; w.key = nil; w.queryBias = nil; w.keyBias = nil; w.queryNorm = nil; w.keyNorm = nil
         layers[layer] = w

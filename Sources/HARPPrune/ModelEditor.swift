@@ -69,7 +69,7 @@ struct ModelEditor {
         specs[layer].attention = .none
         var w = layers[layer]
         w.attentionNorm = nil
-        w.query = nil; w.key = nil; w.value = nil; w.output = nil
+        w.query = nil; w.key = nil; w.value = nil; w.output = nil; w.outputBias = nil
         w.queryBias = nil; w.keyBias = nil; w.valueBias = nil
         w.queryNorm = nil; w.keyNorm = nil; w.postAttentionNorm = nil
         layers[layer] = w
@@ -102,8 +102,9 @@ struct ModelEditor {
     }
 
     /// Keeps the KV groups `kept` (ascending) of a full-attention layer: each group's KV head, its
-    /// query heads and their columns of W_O. No group left removes the attention block.
-    mutating func keepKVGroups(_ layer: Int, _ kept: [Int]) throws {
+    /// query heads and their columns of W_O; `compensation` is added to the output-projection bias.
+    /// No group left removes the attention block.
+    mutating func keepKVGroups(_ layer: Int, _ kept: [Int], compensation: [Float]? = nil) throws {
         guard case .full(let heads, let kvHeads, let headDim) = specs[layer].attention else {
             throw HARPError.invalidArgument("layer \(layer) has no full attention to prune heads from")
         }
@@ -123,6 +124,9 @@ struct ModelEditor {
         w.queryBias = w.queryBias.map { b in queryRows.map { b[$0] } }
         w.keyBias = w.keyBias.map { b in kvRows.map { b[$0] } }
         w.valueBias = w.valueBias.map { b in kvRows.map { b[$0] } }
+        if let compensation {
+            w.outputBias = zip(w.outputBias ?? Array(repeating: 0, count: compensation.count), compensation).map { $0 + $1 }
+        }
         layers[layer] = w
         specs[layer].attention = .full(heads: kept.count * groupSize, kvHeads: kept.count, headDim: headDim)
     }

@@ -43,7 +43,8 @@ public struct PruneOptions: Sendable {
     public init() {}
 
     func validate(layers: Int) throws {
-        guard (0...layers).contains(dropLast) else {
+        // A baseline given its own --budget does not use --drop-last.
+        guard (0...layers).contains(dropLast) || (method != .harp && budget != nil) else {
             throw HARPError.invalidArgument("--drop-last \(dropLast) is outside 0...\(layers) (the model has \(layers) layers)")
         }
         if let budget, !(0...1).contains(budget) {
@@ -89,7 +90,7 @@ public struct Pruner {
 
     var searchedLayers: [Int] {
         let n = model.config.layerCount
-        return Array(((n - options.dropLast)..<n).reversed())
+        return Array((max(0, n - options.dropLast)..<n).reversed())
     }
 
     public func run(progress: PruneProgress = { _, _, _ in }) throws -> PruneOutcome {

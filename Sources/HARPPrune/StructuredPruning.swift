@@ -29,9 +29,7 @@ enum FLAPMLP {
             let kept = s.indices.sorted { s[$0] > s[$1] }.prefix(width).sorted()
             let keptSet = Set(kept)
             let removed = s.indices.filter { !keptSet.contains($0) }
-            let mean = m.mean
-            let wd = down.floats()
-            let compensation = (0..<down.rows).map { r in removed.reduce(Float(0)) { $0 + wd[r * down.cols + $1] * mean[$1] } }
+            let compensation = HeadPruning.biasCompensation(down, columns: removed, mean: m.mean)
             try editor.keepMLPChannels(layer, Array(kept), compensation: compensation)
         }
     }
@@ -54,7 +52,8 @@ enum FLAPMLP {
 /// The attention-head baselines: whole KV groups (a KV head with its query heads) are removed, so
 /// the KV cache shrinks by the same share as HARP's. Scores are over the columns of `W_O` that
 /// read the group's heads (FLAP's pruning code scores heads the same way):
-/// - FLAP: Σ variance(input channel) × ‖W_O column‖²;
+/// - FLAP: Σ variance(input channel) × ‖W_O column‖², removed heads compensated in the output bias
+///   (lost where a layer loses every group: its attention block goes whole);
 /// - Wanda-sp: Σ mean|W_O column| × RMS(input channel);
 /// - magnitude-sp: Σ ‖W_O column‖.
 /// Scores are standardized within each layer (FLAP's adaptive structure) and the lowest groups
@@ -99,10 +98,23 @@ enum HeadPruning {
         }
         let removed = candidates.sorted { $0.score < $1.score }.prefix(groupsToRemove)
         for layer in Set(removed.map(\.layer)).sorted() {
-            guard case .full(_, let kvHeads, _) = editor.specs[layer].attention else { continue }
+            guard case .full(let heads, let kvHeads, let headDim) = editor.specs[layer].attention else { continue }
             let gone = Set(removed.filter { $0.layer == layer }.map(\.group))
-            try editor.keepKVGroups(layer, (0..<kvHeads).filter { !gone.contains($0) })
+            var compensation: [Float]?
+            if score == .flap, let o = editor.layers[layer].output, let m = moments[layer] {
+                let groupWidth = heads / kvHeads * headDim
+                let columns = gone.sorted().flatMap { g in (g * groupWidth)..<((g + 1) * groupWidth) }
+                compensation = biasCompensation(o, columns: columns, mean: m.mean)
+            }
+            try editor.keepKVGroups(layer, (0..<kvHeads).filter { !gone.contains($0) }, compensation: compensation)
         }
+    }
+
+    /// FLAP's bias compensation: `W[:, columns] · mean[columns]`, what the removed input channels
+    /// contributed to the output on average over the calibration tokens.
+    static func biasCompensation(_ w: WeightMatrix, columns: [Int], mean: [Float]) -> [Float] {
+        let f = w.floats()
+        return (0..<w.rows).map { r in columns.reduce(Float(0)) { $0 + f[r * w.cols + $1] * mean[$1] } }
     }
 }
 

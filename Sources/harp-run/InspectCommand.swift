@@ -31,6 +31,7 @@ enum InspectCommand {
             }
             var biases: [String] = []
             if w.queryBias != nil || w.keyBias != nil || w.valueBias != nil { biases.append("qkv") }
+            if w.outputBias != nil { biases.append("output") }
             if w.downBias != nil { biases.append("down") }
             let params = w.matrices.reduce(0) { $0 + $1.parameterCount } + w.vectorParameterCount
             let bytes = w.matrices.reduce(0) { $0 + $1.byteCount } + 4 * w.vectorParameterCount

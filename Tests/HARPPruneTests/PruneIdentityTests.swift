@@ -146,6 +146,54 @@ struct PruneIdentityTests {
         #expect(try Logits.of(pruned, tokens).maxAbsDifference(Logits.of(reference, tokens)) < 1e-4)
     }
 
+    @Test("FLAP head pruning of constant-output KV groups, compensated in attn_output.bias, keeps the logits; native and deci reload it")
+    func flapHeadCompensationIsExact() throws {
+        let (random, path) = try TinyDense.load()
+        let native = TinyDense.temporaryPath("flap-native"), deci = TinyDense.temporaryPath("flap-deci")
+        defer { for p in [path, native, deci] { try? FileManager.default.removeItem(atPath: p) } }
+        // KV group 0 of every layer outputs a constant: zero value weights and a value bias. Its heads
+        // then attend to the same vector at every position (softmax weights sum to 1), so their
+        // contribution is W_O[:, group 0] · bias, which FLAP's compensation must restore exactly.
+        let headDim = 16
+        var rng = SplitMix64(seed: 21)
+        let builder = WeightBuilder(keeping: [random])
+        var layers = random.weights.layers
+        for l in layers.indices {
+            guard let v = layers[l].value else { Issue.record("dense V expected"); return }
+            var f = v.floats()
+            for i in 0..<(headDim * v.cols) { f[i] = 0 }
+            layers[l].value = try builder.matrix(v.name, rows: v.rows, cols: v.cols, floats: f)
+            layers[l].valueBias = (0..<v.rows).map { $0 < headDim ? Float(Int(rng.next() % 201) - 100) / 50 : 0 }
+        }
+        let dense = Model(file: random.file, config: random.config,
+                          weights: builder.weights(tokenEmbedding: random.weights.tokenEmbedding, outputNorm: random.weights.outputNorm,
+                                                   output: random.weights.output, layers: layers),
+                          weightFormat: random.weightFormat)
+        var options = PruneOptions()
+        options.method = .flapHeads
+        options.budget = 0.5  // 3 of the 6 KV groups: with two groups per layer the constant one scores lowest in each
+        let outcome = try Pruner(model: dense, calibration: TinyDense.calibration(vocab: dense.config.vocabularySize),
+                                 options: options, pool: pool).run()
+        #expect(outcome.model.config.layers.allSatisfy { $0.attention == .full(heads: 2, kvHeads: 1, headDim: headDim) })
+        #expect(outcome.model.weights.layers.allSatisfy { $0.outputBias?.count == 64 })
+
+        let tokens: [Int32] = [4, 8, 15, 16, 23, 42, 7]
+        let expected = try Logits.of(dense, tokens)
+        #expect(try Logits.of(outcome.model, tokens).maxAbsDifference(expected) < 1e-4)
+        var uncompensated = outcome.model.weights.layers
+        for l in uncompensated.indices { uncompensated[l].outputBias = nil }
+        let withoutBias = Model(file: dense.file, config: outcome.model.config,
+                                weights: builder.weights(tokenEmbedding: dense.weights.tokenEmbedding, outputNorm: dense.weights.outputNorm,
+                                                         output: dense.weights.output, layers: uncompensated),
+                                weightFormat: dense.weightFormat)
+        #expect(try Logits.of(withoutBias, tokens).maxAbsDifference(expected) > 0.1)
+
+        try ModelWriter.write(outcome.model, to: native, layout: .native)
+        try ModelWriter.write(outcome.model, to: deci, layout: .deci)
+        #expect(try Logits.of(Model(path: native), tokens).maxAbsDifference(expected) < 1e-4)
+        #expect(try Logits.of(Model(path: deci), tokens).maxAbsDifference(expected) < 1e-4)
+    }
+
     @Test("FLAP keeps block-rounded widths near the global ratio and adds the down-projection bias")
     func flapWidths() throws {
         var shape = TinyDense.Shape()

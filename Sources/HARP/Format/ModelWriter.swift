@@ -106,6 +106,10 @@ public enum ModelWriter {
         for (l, spec) in c.layers.enumerated() {
             let p = "blk.\(l).", lw = weights.layers[l]
             try add(p + "attn_norm.weight", lw.attentionNorm)
+            // llama.cpp's deci graph adds attn_output.bias only after full attention.
+            if layout == .deci, lw.outputBias != nil, spec.attention != .none, !spec.attention.needsKVCache {
+                throw HARPError.invalidArgument("layer \(l): deci's linear-attention layers cannot keep an attention output bias")
+            }
             if case .valueOnly = spec.attention, layout == .deci {
                 guard let v = lw.value, let o = lw.output else { continue }
                 guard lw.valueBias == nil else {
@@ -119,6 +123,7 @@ public enum ModelWriter {
                 try add(p + "attn_q.bias", lw.queryBias)
                 try add(p + "attn_k.bias", lw.keyBias)
                 try add(p + "attn_v.bias", lw.valueBias)
+                try add(p + "attn_output.bias", lw.outputBias)
                 try add(p + "attn_q_norm.weight", lw.queryNorm)
                 try add(p + "attn_k_norm.weight", lw.keyNorm)
             }

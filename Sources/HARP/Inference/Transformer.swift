@@ -136,6 +136,7 @@ public final class Transformer: @unchecked Sendable {  // single-threaded use by
             case .none:
                 break
             }
+            addBias(w.outputBias, to: out, rows: t)
             if let post = w.postAttentionNorm { hk_rmsnorm(out, post, out, Int64(d), Int64(t), config.normEpsilon) }
             hk_axpy(1, out, x, Int64(t * d))
         }

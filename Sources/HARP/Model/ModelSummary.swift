@@ -22,7 +22,7 @@ public struct ModelSummary: Sendable, Equatable {
             let attn = [layer.query, layer.key, layer.value, layer.output].compactMap { $0 }
             let ffn = [layer.gate, layer.up, layer.down].compactMap { $0 }
             attention += attn.reduce(0) { $0 + $1.parameterCount }
-                + [layer.queryBias, layer.keyBias, layer.valueBias].reduce(0) { $0 + ($1?.count ?? 0) }
+                + [layer.queryBias, layer.keyBias, layer.valueBias, layer.outputBias].reduce(0) { $0 + ($1?.count ?? 0) }
             mlp += ffn.reduce(0) { $0 + $1.parameterCount } + (layer.downBias?.count ?? 0)
             params += layer.matrices.reduce(0) { $0 + $1.parameterCount } + layer.vectorParameterCount
             bytes += layer.matrices.reduce(0) { $0 + $1.byteCount } + 4 * layer.vectorParameterCount

@@ -31,6 +31,8 @@ public struct LayerWeights: Sendable {
     /// The attention output projection: d × heads·headDim for full attention, d × kvHeads·headDim
     /// (α and GQA folded) for value-only layers, d × d (fused) for linear layers.
     public var output: WeightMatrix?
+    /// Bias of the attention output projection (FLAP's compensation for removed heads).
+    public var outputBias: [Float]?
     public var queryBias: [Float]?
     public var keyBias: [Float]?
     public var valueBias: [Float]?
@@ -53,7 +55,7 @@ public struct LayerWeights: Sendable {
 
     /// Parameters held in vectors (norms and biases).
     public var vectorParameterCount: Int {
-        [attentionNorm, queryBias, keyBias, valueBias, queryNorm, keyNorm, postAttentionNorm, ffnNorm, downBias, postFFNNorm]
+        [attentionNorm, queryBias, keyBias, valueBias, outputBias, queryNorm, keyNorm, postAttentionNorm, ffnNorm, downBias, postFFNNorm]
             .reduce(0) { $0 + ($1?.count ?? 0) }
     }
 }
