@@ -16,6 +16,7 @@ usage: Benchmarks/pruning/run.py [--out-dir /tmp/harp-pruning] [--report Benchma
 """
 import argparse
 import json
+import re
 import subprocess
 import sys
 import time
@@ -25,11 +26,15 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 MODEL = ROOT / "models/SmolLM2-135M-Instruct.Q4_1.gguf"
 WIKI_TEST = ROOT / "Benchmarks/data/wikitext-2-raw/wiki.test.raw"
 PROMPTS = Path(__file__).resolve().parent / "prompts.txt"
+NOTES_MARKER = "<!-- notes: kept by run.py -->"
 
 # (label, harp-prune arguments)
 METHODS = [
-    ("HARP", ["--method", "harp", "--drop-last", "8", "--search-windows", "32"]),
-    ("HARP+FLAP", ["--method", "harp", "--drop-last", "8", "--search-windows", "32", "--mlp-ratio", "0.025"]),
+    ("HARP", ["--method", "harp", "--drop-last", "8"]),
+    ("HARP+FLAP", ["--method", "harp", "--drop-last", "8", "--mlp-ratio", "0.025"]),
+    # Not in the HARP paper: pruned blocks keep their calibration mean output (`--compensate`).
+    ("HARP, mean-compensated", ["--method", "harp", "--drop-last", "8", "--compensate"]),
+    ("HARP+FLAP, mean-compensated", ["--method", "harp", "--drop-last", "8", "--mlp-ratio", "0.025", "--compensate"]),
     ("FLAP heads", ["--method", "flap-heads", "--drop-last", "8"]),
     ("Wanda-sp", ["--method", "wanda-sp", "--drop-last", "8"]),
     ("magnitude-sp", ["--method", "magnitude-sp", "--drop-last", "8"]),
@@ -92,7 +97,7 @@ def main():
     for label, prune_args in METHODS:
         if args.only and label not in args.only:
             continue
-        out = out_dir / (label.lower().replace(" ", "-").replace("+", "-") + ".gguf")
+        out = out_dir / (re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-") + ".gguf")
         stdout, stderr, seconds = run([harp_prune, "-m", MODEL, "-o", out] + prune_args)
         print(f"{label}: pruned in {seconds:.0f} s\n{stdout}", flush=True)
         report = json.loads(out.with_suffix(".json").read_text())
@@ -145,7 +150,9 @@ def write_report(path, rows, models):
         if report and report["searchedLayers"]:
             alphas = ", ".join(f"{report_alpha(report, l):.1f}" for l in report["searchedLayers"])
             lines.append(f"\n{label} α (layers {report['searchedLayers'][0]}…{report['searchedLayers'][-1]}, top first): [{alphas}]")
-    path.write_text("\n".join(lines) + "\n")
+    # Hand-written notes below the marker survive a rerun.
+    notes = path.read_text().partition(NOTES_MARKER)[2] if path.exists() else ""
+    path.write_text("\n".join(lines) + "\n\n" + NOTES_MARKER + (notes or "\n"))
     print(f"wrote {path}")
 
 

@@ -10,6 +10,8 @@ public struct StatisticsRequest: Sendable, Equatable {
     public var attentionChannels = false
     /// Mean cosine similarity between each layer's input and output (ShortGPT's block influence).
     public var layerSimilarity = false
+    /// Per-channel moments of each attention block's normed input (HARP's mean compensation).
+    public var attentionInputChannels = false
 
     public init() {}
 }
@@ -62,6 +64,7 @@ final class CalibrationStatistics: ForwardObserver {
     private(set) var layerInputs: [Int: [Float]] = [:]
     private(set) var ffnMoments: [Int: ChannelMoments] = [:]
     private(set) var attentionMoments: [Int: ChannelMoments] = [:]
+    private(set) var attentionInputMoments: [Int: ChannelMoments] = [:]
     private var similaritySum: [Int: Double] = [:]
     private var similarityCount: [Int: Int] = [:]
     private var pendingInput: [Float] = []
@@ -103,6 +106,11 @@ final class CalibrationStatistics: ForwardObserver {
         }
         similaritySum[layer, default: 0] += total
         similarityCount[layer, default: 0] += rows
+    }
+
+    func attentionInput(_ layer: Int, normed: UnsafeBufferPointer<Float>, rows: Int) {
+        guard request.attentionInputChannels else { return }
+        attentionInputMoments[layer, default: ChannelMoments(channels: normed.count / rows)].add(normed, rows: rows)
     }
 
     func attentionValues(_ layer: Int, attended: UnsafeBufferPointer<Float>, rows: Int) {

@@ -5,8 +5,16 @@ extension ModelEditor {
     /// `W_O′ = α · W_O · R` where R sums the query heads of each KV group (the GQA repeat), so
     /// W_O′ is d × kvHeads·headDim. With a post-attention norm (Gemma) α scales that norm's weight
     /// instead, since the norm would cancel a scale inside it. α = 0 removes the block.
-    mutating func makeValueOnly(_ layer: Int, alpha: Float, groupedOutput: [Float]) throws {
-        guard alpha != 0 else { return removeAttention(layer) }
+    ///
+    /// With `means` (not in the paper) the output bias becomes `E[dense block] − α · E[value-only
+    /// block]`, so the block keeps the dense block's mean output over the calibration tokens (at
+    /// α = 0 the block is that constant).
+    mutating func makeValueOnly(_ layer: Int, alpha: Float, groupedOutput: [Float], means: AttentionMeans? = nil) throws {
+        guard alpha != 0 else {
+            removeAttention(layer)
+            layers[layer].outputBias = means?.dense
+            return
+        }
         guard case .full(_, let kvHeads, let headDim) = source.config.layers[layer].attention,
               let output = source.weights.layers[layer].output else {
             throw HARPError.invalidArgument("layer \(layer) is not a dense full-attention layer; harp-prune needs a dense model")
@@ -16,6 +24,7 @@ extension ModelEditor {
         let scaled = w.postAttentionNorm == nil ? groupedOutput.map { $0 * alpha } : groupedOutput
         w.postAttentionNorm = w.postAttentionNorm.map { norm in norm.map { $0 * alpha } }
         if w.postAttentionNorm == nil { w.outputBias = w.outputBias.map { b in b.map { $0 * alpha } } }
+        if let means { w.outputBias = zip(means.dense, means.valueOnly).map { $0 - alpha * $1 } }
         w.output = try matrix(like: output, rows: output.rows, cols: kvWidth, floats: scaled)
         w.query = nil; w.key = nil; w.queryBias = nil; w.keyBias = nil; w.queryNorm = nil; w.keyNorm = nil
         layers[layer] = w
@@ -23,7 +32,31 @@ extension ModelEditor {
     }
 }
 
+/// Mean output of a searched layer's attention block over the calibration tokens: dense, and in
+/// value-only form before α (`W_O · R · (W_V · E[x] + b_V)`, linear in the mean normed input).
+struct AttentionMeans {
+    var dense: [Float]
+    var valueOnly: [Float]
+
+    init(layer: LayerWeights, groupedOutput: [Float], attended: [Float], normedInput: [Float]) throws {
+        guard let output = layer.output, let value = layer.value else {
+            throw HARPError.invalidArgument("internal: mean compensation needs W_O and W_V")
+        }
+        dense = HARPFolding.product(output.floats(), rows: output.rows, vector: attended)
+        if let b = layer.outputBias { dense = zip(dense, b).map { $0 + $1 } }
+        var v = HARPFolding.product(value.floats(), rows: value.rows, vector: normedInput)
+        if let b = layer.valueBias { v = zip(v, b).map { $0 + $1 } }
+        valueOnly = HARPFolding.product(groupedOutput, rows: output.rows, vector: v)
+    }
+}
+
 enum HARPFolding {
+    /// `m · x` for a row-major matrix of `rows` rows.
+    static func product(_ m: [Float], rows: Int, vector x: [Float]) -> [Float] {
+        let cols = x.count
+        return (0..<rows).map { r in (0..<cols).reduce(Float(0)) { $0 + m[r * cols + $1] * x[$1] } }
+    }
+
     /// W_O · R: the column blocks of W_O (d × heads·headDim) that share a KV head, summed
     /// (d × kvHeads·headDim). Each token attends only to itself, so every query head of a group
     /// outputs that group's value row, and the heads' W_O blocks can be added.
@@ -58,6 +91,8 @@ struct HARPSearch {
     let grid: [Float]
     /// At most this many refinement sweeps after the greedy pass.
     var refinementSweeps = 0
+    /// Per searched layer, the dense moments that mean compensation needs (nil: plain HARP).
+    var meanInputs: [Int: (attended: [Float], normedInput: [Float])]?
     let pool: ComputePool
 
     struct Result {
@@ -86,13 +121,19 @@ struct HARPSearch {
         let top = (layers.max() ?? 0) + 1
         // W_O · R per searched layer, folded once for the greedy pass and the sweeps.
         let grouped = try layers.map { try groupedOutput($0, editor.source) }
+        let means = try layers.indices.map { i -> AttentionMeans? in
+            guard let meanInputs else { return nil }
+            guard let m = meanInputs[layers[i]] else { throw HARPError.invalidArgument("internal: no attention means for layer \(layers[i])") }
+            return try AttentionMeans(layer: editor.source.weights.layers[layers[i]], groupedOutput: grouped[i],
+                                      attended: m.attended, normedInput: m.normedInput)
+        }
         for (i, layer) in layers.enumerated() {
             guard let input = inputs[layer] else { throw HARPError.invalidArgument("internal: no cached input for layer \(layer)") }
             var best: (ppl: Double, editor: ModelEditor, index: Int)?
             var row: [Double] = []
             for (index, alpha) in grid.enumerated() {
                 var candidate = current
-                try candidate.makeValueOnly(layer, alpha: alpha, groupedOutput: grouped[i])
+                try candidate.makeValueOnly(layer, alpha: alpha, groupedOutput: grouped[i], means: means[i])
                 let ppl = try Replay.perplexity(candidate.build(), from: layer, input: input, targets: targets, pool: pool)
                 layerPasses += top - layer
                 row.append(ppl)
@@ -113,7 +154,7 @@ struct HARPSearch {
                 for (i, layer) in layers.enumerated() {
                     for index in [chosen[i] - 1, chosen[i] + 1] where grid.indices.contains(index) {
                         var candidate = current
-                        try candidate.makeValueOnly(layer, alpha: grid[index], groupedOutput: grouped[i])
+                        try candidate.makeValueOnly(layer, alpha: grid[index], groupedOutput: grouped[i], means: means[i])
                         let ppl = try Replay.perplexity(candidate.build(), from: bottom, input: input, targets: targets, pool: pool)
                         layerPasses += top - bottom
                         done += 1

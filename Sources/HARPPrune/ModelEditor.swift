@@ -109,7 +109,15 @@ struct ModelEditor {
             throw HARPError.invalidArgument("layer \(layer) has no full attention to prune heads from")
         }
         guard kept.count < kvHeads else { return }
-        guard !kept.isEmpty else { return removeAttention(layer) }
+        guard !kept.isEmpty else {
+            // No head left: the block's output is b_O + compensation, a constant (none before a
+            // post-attention norm, which would rescale it per token).
+            let constant = compensation.map { c in zip(layers[layer].outputBias ?? Array(repeating: 0, count: c.count), c).map { $0 + $1 } }
+            let normed = layers[layer].postAttentionNorm != nil
+            removeAttention(layer)
+            if !normed { layers[layer].outputBias = constant }
+            return
+        }
         let groupSize = heads / kvHeads
         let kvRows = kept.flatMap { g in (g * headDim)..<((g + 1) * headDim) }
         let queryRows = kept.flatMap { g in (g * groupSize * headDim)..<((g + 1) * groupSize * headDim) }

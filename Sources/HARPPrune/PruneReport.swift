@@ -29,6 +29,8 @@ public struct PruneReport: Codable, Sendable {
     public var calibrationWindows: Int
     public var calibrationWindowLength: Int
     public var mlpRatio: Float
+    /// HARP: pruned blocks keep their calibration mean output in the output bias (`--compensate`).
+    public var meanCompensation: Bool
     /// Windows the α search scored.
     public var searchWindows: Int
     public var alphaGrid: [Float]
@@ -57,6 +59,7 @@ public struct PruneReport: Codable, Sendable {
         calibrationWindows = calibration.windows.count
         calibrationWindowLength = calibration.windowLength
         mlpRatio = options.mlpRatio
+        meanCompensation = options.meanCompensation
         searchWindows = min(calibration.windows.count, options.searchWindows ?? .max)
         self.alphaGrid = alphaGrid
         self.searchedLayers = searchedLayers
@@ -116,6 +119,9 @@ public struct PruneReport: Codable, Sendable {
                 lines.append("- searched-window perplexity after the greedy pass, then after each refinement sweep: "
                              + sweepPerplexities.map { String(format: "%.3f", $0) }.joined(separator: " → "))
             }
+        }
+        if meanCompensation {
+            lines.append("- mean compensation (not in the HARP paper): each pruned block's output bias keeps the dense block's mean output over the calibration tokens")
         }
         if !removedLayers.isEmpty { lines.append("- removed layers: \(removedLayers.map(String.init).joined(separator: ", "))") }
         lines += ["", "| | before | after |", "|---|---|---|",

@@ -35,6 +35,9 @@ public struct PruneOptions: Sendable {
     /// the LM head on each scored token, which dominates the search on small models; 20 windows
     /// keep SmolLM2's whole run under 5 minutes on 2 AVX2 cores (Benchmarks/pruning/README.md).
     public var searchWindows: Int? = 20
+    /// HARP: keep each pruned block's mean output over the calibration tokens in its output bias
+    /// (FLAP-style compensation; not in the HARP paper, and not expressible in the deci layout).
+    public var meanCompensation = false
     /// FLAP MLP pruning ratio on top of the method (0: off).
     public var mlpRatio: Float = 0
     /// Type of re-encoded matrices (nil: each matrix keeps its source type where possible).
@@ -57,6 +60,9 @@ public struct PruneOptions: Sendable {
             throw HARPError.invalidArgument("--search-windows \(searchWindows) must be at least 1")
         }
         guard (0..<1).contains(mlpRatio) else { throw HARPError.invalidArgument("--mlp-ratio \(mlpRatio) is outside [0, 1)") }
+        if meanCompensation, method != .harp {
+            throw HARPError.invalidArgument("--compensate applies to --method harp only (\(method.rawValue) compensates in its own way or not at all)")
+        }
     }
 }
 
@@ -79,6 +85,9 @@ public struct Pruner {
 
     public init(model: Model, calibration: CalibrationSet, options: PruneOptions, pool: ComputePool) throws {
         try options.validate(layers: model.config.layerCount)
+        if options.meanCompensation, model.config.sandwichNorms {
+            throw HARPError.invalidArgument("--compensate needs a model without a post-attention norm (\(model.config.architecture) has one)")
+        }
         guard calibration.windowLength <= model.config.contextLength else {
             throw HARPError.invalidArgument("calibration windows of \(calibration.windowLength) tokens exceed the model's context of \(model.config.contextLength)")
         }
@@ -105,7 +114,10 @@ public struct Pruner {
         var request = StatisticsRequest()
         request.ffnChannels = options.mlpRatio > 0
         switch options.method {
-        case .harp: request.cachedInputs = Set(searchedLayers)
+        case .harp:
+            request.cachedInputs = Set(searchedLayers)
+            request.attentionChannels = options.meanCompensation
+            request.attentionInputChannels = options.meanCompensation
         case .flapHeads, .wandaSP: request.attentionChannels = true
         case .magnitudeSP: break
         case .shortGPT: request.layerSimilarity = true
@@ -131,6 +143,12 @@ public struct Pruner {
         case .harp:
             var search = HARPSearch(layers: searchedLayers, grid: options.alphaGrid, pool: pool)
             search.refinementSweeps = options.refinementSweeps
+            if options.meanCompensation {
+                search.meanInputs = searchedLayers.reduce(into: [:]) { inputs, layer in
+                    guard let attended = statistics.attentionMoments[layer], let normed = statistics.attentionInputMoments[layer] else { return }
+                    inputs[layer] = (attended.mean, normed.mean)
+                }
+            }
             let rows = min(calibration.windows.count, options.searchWindows ?? .max) * calibration.scoredPositions.count
             let d = model.config.embeddingLength
             let inputs = statistics.layerInputs.mapValues { Array($0.prefix(rows * d)) }
@@ -197,6 +215,7 @@ public struct Pruner {
         if report.method == PruneMethod.harp.rawValue {
             meta.append(("harp.alpha", .array(report.layers.map { .float32($0.alpha ?? 1) })))
             meta.append(("harp.pruning.drop_last", .uint32(UInt32(report.searchedLayers.count))))
+            if report.meanCompensation { meta.append(("harp.pruning.mean_compensation", .bool(true))) }
         }
         if report.mlpRatio > 0 { meta.append(("harp.pruning.mlp_ratio", .float32(report.mlpRatio))) }
         return meta

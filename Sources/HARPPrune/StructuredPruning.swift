@@ -53,7 +53,7 @@ enum FLAPMLP {
 /// the KV cache shrinks by the same share as HARP's. Scores are over the columns of `W_O` that
 /// read the group's heads (FLAP's pruning code scores heads the same way):
 /// - FLAP: Σ variance(input channel) × ‖W_O column‖², removed heads compensated in the output bias
-///   (lost where a layer loses every group: its attention block goes whole);
+///   (a layer losing every group keeps that bias as a constant block);
 /// - Wanda-sp: Σ mean|W_O column| × RMS(input channel);
 /// - magnitude-sp: Σ ‖W_O column‖.
 /// Scores are standardized within each layer (FLAP's adaptive structure) and the lowest groups

@@ -22,6 +22,7 @@ let spec = CommandSpec(
         OptionSpec(names: ["--alpha-grid"], value: "LIST", help: "α values, 'a,b,c' or 'start:end:step' (default 0:1:0.1)"),
         OptionSpec(names: ["--refine"], value: "N", help: "at most N sweeps moving each α to a better grid neighbour after the greedy search (default 2)"),
         OptionSpec(names: ["--search-windows"], value: "N", help: "calibration windows the α search scores (default 20; 0 = all)"),
+        OptionSpec(names: ["--compensate"], value: nil, help: "HARP: keep each pruned attention block's calibration mean in its output bias (not in the paper; native layout only)"),
         OptionSpec(names: ["--mlp-ratio"], value: "R", help: "FLAP MLP pruning ratio on top of the method (default 0: off)"),
         OptionSpec(names: ["-f", "--calibration"], value: "FILE", help: "calibration text (default: \(defaultCalibrationPath))"),
         OptionSpec(names: ["--nsamples"], value: "N", help: "calibration windows (default 128)"),
@@ -93,6 +94,11 @@ func run(_ args: ParsedArguments) throws {
     let searchWindows = try args.int("--search-windows", default: options.searchWindows ?? 0, range: 0...1_000_000)
     options.searchWindows = searchWindows == 0 ? nil : searchWindows
     options.refinementSweeps = try args.int("--refine", default: options.refinementSweeps, range: 0...100)
+    options.meanCompensation = args.flag("--compensate")
+    if options.meanCompensation, deci != nil {
+        // Checked before the search: llama.cpp's deci graph has no bias after a linear or removed block.
+        throw HARPError.invalidArgument("--compensate cannot be combined with --deci: the deci layout has no place for a compensated block's output bias")
+    }
     options.mlpRatio = try args.float("--mlp-ratio", default: 0, range: 0...0.99)
     if let name = args.string("--type") {
         guard let type = GGMLType(name: name), writableTypes.contains(type) else {

@@ -36,6 +36,14 @@ struct FamilyPruneTests {
         let keptKV = dense.config.layers[..<(layers - 2)].reduce(0) { $0 + 2 * $1.kvWidth * 2 }
         #expect(outcome.model.config.kvBytesPerToken(elementBytes: 2) == keptKV)
         #expect(outcome.report.after.calibrationPerplexity.isFinite)
+        if dense.config.sandwichNorms {
+            // A post-attention norm rescales each token's block output: a mean cannot be kept in a bias.
+            var compensated = options
+            compensated.meanCompensation = true
+            #expect(throws: HARPError.invalidArgument("--compensate needs a model without a post-attention norm (gemma3 has one)")) {
+                try Pruner(model: dense, calibration: calibration, options: compensated, pool: pool)
+            }
+        }
 
         let out = TinyDense.temporaryPath("family-pruned")
         defer { try? FileManager.default.removeItem(atPath: out) }

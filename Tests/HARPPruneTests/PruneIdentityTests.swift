@@ -146,29 +146,39 @@ struct PruneIdentityTests {
         #expect(try Logits.of(pruned, tokens).maxAbsDifference(Logits.of(reference, tokens)) < 1e-4)
     }
 
+    /// `random` with the first `rows` value rows of every layer (all if nil) outputting a constant:
+    /// zero weights and a random value bias. Heads reading them attend to the same vector at every
+    /// position (softmax weights sum to 1), so they add a constant that compensation must restore.
+    func withConstantValues(_ random: Model, rows constantRows: Int? = nil, outputBias: Bool = false,
+                            seed: UInt64, builder: WeightBuilder) throws -> Model {
+        var rng = SplitMix64(seed: seed)
+        func noise(_ n: Int) -> [Float] { (0..<n).map { _ in Float(Int(rng.next() % 201) - 100) / 50 } }
+        var layers = random.weights.layers
+        for l in layers.indices {
+            let v = try #require(layers[l].value)
+            let rows = constantRows ?? v.rows
+            var f = v.floats()
+            for i in 0..<(rows * v.cols) { f[i] = 0 }
+            layers[l].value = try builder.matrix(v.name, rows: v.rows, cols: v.cols, floats: f)
+            layers[l].valueBias = noise(rows) + Array(repeating: 0, count: v.rows - rows)
+            if outputBias { layers[l].outputBias = noise(random.config.embeddingLength) }
+        }
+        return Model(file: random.file, config: random.config,
+                     weights: builder.weights(tokenEmbedding: random.weights.tokenEmbedding, outputNorm: random.weights.outputNorm,
+                                              output: random.weights.output, layers: layers),
+                     weightFormat: random.weightFormat)
+    }
+
     @Test("FLAP head pruning of constant-output KV groups, compensated in attn_output.bias, keeps the logits; native and deci reload it")
     func flapHeadCompensationIsExact() throws {
         let (random, path) = try TinyDense.load()
         let native = TinyDense.temporaryPath("flap-native"), deci = TinyDense.temporaryPath("flap-deci")
         defer { for p in [path, native, deci] { try? FileManager.default.removeItem(atPath: p) } }
-        // KV group 0 of every layer outputs a constant: zero value weights and a value bias. Its heads
-        // then attend to the same vector at every position (softmax weights sum to 1), so their
-        // contribution is W_O[:, group 0] · bias, which FLAP's compensation must restore exactly.
+        // KV group 0 of every layer outputs a constant, W_O[:, group 0] · b_V, which FLAP's
+        // compensation must restore exactly.
         let headDim = 16
-        var rng = SplitMix64(seed: 21)
         let builder = WeightBuilder(keeping: [random])
-        var layers = random.weights.layers
-        for l in layers.indices {
-            guard let v = layers[l].value else { Issue.record("dense V expected"); return }
-            var f = v.floats()
-            for i in 0..<(headDim * v.cols) { f[i] = 0 }
-            layers[l].value = try builder.matrix(v.name, rows: v.rows, cols: v.cols, floats: f)
-            layers[l].valueBias = (0..<v.rows).map { $0 < headDim ? Float(Int(rng.next() % 201) - 100) / 50 : 0 }
-        }
-        let dense = Model(file: random.file, config: random.config,
-                          weights: builder.weights(tokenEmbedding: random.weights.tokenEmbedding, outputNorm: random.weights.outputNorm,
-                                                   output: random.weights.output, layers: layers),
-                          weightFormat: random.weightFormat)
+        let dense = try withConstantValues(random, rows: headDim, seed: 21, builder: builder)
         var options = PruneOptions()
         options.method = .flapHeads
         options.budget = 0.5  // 3 of the 6 KV groups: with two groups per layer the constant one scores lowest in each
@@ -192,6 +202,50 @@ struct PruneIdentityTests {
         try ModelWriter.write(outcome.model, to: deci, layout: .deci)
         #expect(try Logits.of(Model(path: native), tokens).maxAbsDifference(expected) < 1e-4)
         #expect(try Logits.of(Model(path: deci), tokens).maxAbsDifference(expected) < 1e-4)
+
+        // Every group constant and every group removed: each block becomes its compensation, a constant.
+        let constant = try withConstantValues(random, seed: 22, builder: builder)
+        options.budget = 1
+        let emptied = try Pruner(model: constant, calibration: TinyDense.calibration(vocab: dense.config.vocabularySize),
+                                 options: options, pool: pool).run()
+        #expect(emptied.model.config.layers.allSatisfy { $0.attention == .none })
+        #expect(try Logits.of(emptied.model, tokens).maxAbsDifference(Logits.of(constant, tokens)) < 1e-4)
+    }
+
+    @Test("HARP mean compensation keeps constant-output attention blocks exactly at every α; native reloads it, deci refuses it")
+    func meanCompensationIsExactOnConstantBlocks() throws {
+        let (random, path) = try TinyDense.load()
+        let native = TinyDense.temporaryPath("compensated-native"), deci = TinyDense.temporaryPath("compensated-deci")
+        defer { for p in [path, native, deci] { try? FileManager.default.removeItem(atPath: p) } }
+        // Every block outputs the constant W_O·R·b_V + b_O. Compensation must keep it whatever α
+        // the search picks (α = 0 included, where the block becomes that constant).
+        let dense = try withConstantValues(random, outputBias: true, seed: 5, builder: WeightBuilder(keeping: [random]))
+        let calibration = try TinyDense.calibration(vocab: dense.config.vocabularySize)
+        let tokens: [Int32] = [4, 8, 15, 16, 23, 42, 7]
+        let expected = try Logits.of(dense, tokens)
+        for grid: [Float] in [[0], [0.5], [2]] {
+            var options = PruneOptions()
+            options.dropLast = 2
+            options.alphaGrid = grid
+            options.meanCompensation = true
+            let compensated = try Pruner(model: dense, calibration: calibration, options: options, pool: pool).run()
+            #expect(try Logits.of(compensated.model, tokens).maxAbsDifference(expected) < 1e-4, "α \(grid)")
+            options.meanCompensation = false
+            let plain = try Pruner(model: dense, calibration: calibration, options: options, pool: pool).run()
+            #expect(try Logits.of(plain.model, tokens).maxAbsDifference(expected) > 0.1, "α \(grid)")
+            if grid == [0] {
+                #expect(compensated.model.config.layers[2].attention == .none)
+                #expect(compensated.report.markdown.contains("mean compensation"))
+                try ModelWriter.write(compensated.model, to: native, layout: .native, extraMetadata: Pruner.provenance(compensated.report))
+                let reloaded = try Model(path: native)
+                #expect(try Logits.of(reloaded, tokens).maxAbsDifference(expected) < 1e-4)
+                #expect(reloaded.file.metadata["harp.pruning.mean_compensation"] == .bool(true))
+                #expect(throws: HARPError.invalidArgument("layer 1: deci's none layers cannot keep an attention output bias (a compensated pruned block)")) {
+                    try ModelWriter.write(compensated.model, to: deci, layout: .deci)
+                }
+                #expect(!FileManager.default.fileExists(atPath: deci))
+            }
+        }
     }
 
     @Test("FLAP keeps block-rounded widths near the global ratio and adds the down-projection bias")
@@ -242,5 +296,11 @@ struct PruneIdentityTests {
         options.dropLast = 1
         options.alphaGrid = []
         #expect(throws: HARPError.self) { try Pruner(model: dense, calibration: calibration, options: options, pool: pool) }
+        options.alphaGrid = [1]
+        options.method = .wandaSP
+        options.meanCompensation = true
+        #expect(throws: HARPError.invalidArgument("--compensate applies to --method harp only (wanda-sp compensates in its own way or not at all)")) {
+            try Pruner(model: dense, calibration: calibration, options: options, pool: pool)
+        }
     }
 }

@@ -51,9 +51,11 @@ struct RealModelPruneTests {
         let out = TinyDense.temporaryPath("cli-out")
         try expectFailure(["-m", model, "-o", model], "is the input model; harp-prune never overwrites its input")
         try expectFailure(["-m", model, "-o", out, "--drop-last", "31"], "--drop-last 31 is outside 0...30 (the model has 30 layers)")
+        try expectFailure(["-m", model, "-o", out, "--deci", out + ".deci", "--compensate"],
+                          "--compensate cannot be combined with --deci")
 
         let empty = TinyDense.temporaryPath("empty") + ".txt"
-        FileManager.default.createFile(atPath: empty, contents: Data())
+        _ = FileManager.default.createFile(atPath: empty, contents: Data())
         defer { try? FileManager.default.removeItem(atPath: empty) }
         try expectFailure(["-m", model, "-o", out, "-f", empty], "\(empty): the calibration file is empty")
 

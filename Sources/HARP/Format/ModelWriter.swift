@@ -107,8 +107,8 @@ public enum ModelWriter {
             let p = "blk.\(l).", lw = weights.layers[l]
             try add(p + "attn_norm.weight", lw.attentionNorm)
             // llama.cpp's deci graph adds attn_output.bias only after full attention.
-            if layout == .deci, lw.outputBias != nil, spec.attention != .none, !spec.attention.needsKVCache {
-                throw HARPError.invalidArgument("layer \(l): deci's linear-attention layers cannot keep an attention output bias")
+            if layout == .deci, lw.outputBias != nil, !spec.attention.needsKVCache {
+                throw HARPError.invalidArgument("layer \(l): deci's \(spec.attention.name) layers cannot keep an attention output bias (a compensated pruned block)")
             }
             if case .valueOnly = spec.attention, layout == .deci {
                 guard let v = lw.value, let o = lw.output else { continue }

@@ -139,6 +139,9 @@ public final class Transformer: @unchecked Sendable {  // single-threaded use by
             addBias(w.outputBias, to: out, rows: t)
             if let post = w.postAttentionNorm { hk_rmsnorm(out, post, out, Int64(d), Int64(t), config.normEpsilon) }
             hk_axpy(1, out, x, Int64(t * d))
+        } else if spec.attention == .none {
+            // A pruned block reduced to its mean output (the pruner's compensation) is a constant.
+            addBias(w.outputBias, to: x, rows: t)
         }
 
         if spec.ffnWidth > 0, let norm = w.ffnNorm {

@@ -152,9 +152,7 @@ enum DecoderLoader {
             case .none:
                 break
             }
-            if spec.attention != .none {
-                w.outputBias = try t.optionalVector(p + "attn_output.bias", count: d, context: ctx)
-            }
+            w.outputBias = try t.optionalVector(p + "attn_output.bias", count: d, context: ctx)
             if config.sandwichNorms && spec.attention != .none {
                 w.postAttentionNorm = try t.vector(p + "post_attention_norm.weight", count: d, context: ctx)
             }

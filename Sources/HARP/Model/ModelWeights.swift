@@ -31,7 +31,8 @@ public struct LayerWeights: Sendable {
     /// The attention output projection: d × heads·headDim for full attention, d × kvHeads·headDim
     /// (α and GQA folded) for value-only layers, d × d (fused) for linear layers.
     public var output: WeightMatrix?
-    /// Bias of the attention output projection (FLAP's compensation for removed heads).
+    /// Bias of the attention output projection (FLAP's compensation for removed heads). In a layer
+    /// without attention it is the removed block's mean output, added as a constant.
     public var outputBias: [Float]?
     public var queryBias: [Float]?
     public var keyBias: [Float]?
