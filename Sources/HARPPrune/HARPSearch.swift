@@ -6,8 +6,7 @@ extension ModelEditor {
     /// W_O′ is d × kvHeads·headDim. With a post-attention norm (Gemma) α scales that norm's weight
     /// instead, since the norm would cancel a scale inside it. α = 0 removes the block.
     ///
-    /// With `means` (not in the paper) the output bias becomes `E[dense block] − α · E[value-only
-    /// block]`, so the block keeps the dense block's mean output over the calibration tokens (at
+    /// With `means` (not in the paper) the output bias becomes `E[dense block] − W_O′ · E[value]`, so the block keeps the dense block's mean output over the calibration tokens (at
     /// α = 0 the block is that constant).
     mutating func makeValueOnly(_ layer: Int, alpha: Float, groupedOutput: [Float], means: AttentionMeans? = nil) throws {
         guard alpha != 0 else {
@@ -24,29 +23,34 @@ extension ModelEditor {
         let scaled = w.postAttentionNorm == nil ? groupedOutput.map { $0 * alpha } : groupedOutput
         w.postAttentionNorm = w.postAttentionNorm.map { norm in norm.map { $0 * alpha } }
         if w.postAttentionNorm == nil { w.outputBias = w.outputBias.map { b in b.map { $0 * alpha } } }
-        if let means { w.outputBias = zip(means.dense, means.valueOnly).map { $0 - alpha * $1 } }
-        w.output = try matrix(like: output, rows: output.rows, cols: kvWidth, floats: scaled)
+        let folded = try matrix(like: output, rows: output.rows, cols: kvWidth, floats: scaled)
+        w.output = folded
+        if let means {
+            // From W_O′ as stored (re-encoded, α inside), so the mean is kept exactly.
+            let valueOnly = HARPFolding.product(folded.floats(), rows: folded.rows, vector: means.value)
+            w.outputBias = zip(means.dense, valueOnly).map { $0 - $1 }
+        }
         w.query = nil; w.key = nil; w.queryBias = nil; w.keyBias = nil; w.queryNorm = nil; w.keyNorm = nil
         layers[layer] = w
         specs[layer].attention = .valueOnly(kvHeads: kvHeads, headDim: headDim)
     }
 }
 
-/// Mean output of a searched layer's attention block over the calibration tokens: dense, and in
-/// value-only form before α (`W_O · R · (W_V · E[x] + b_V)`, linear in the mean normed input).
+/// Means over the calibration tokens of a searched layer's attention block: its dense output, and
+/// the value vector `W_V · E[x] + b_V` that a value-only block maps through W_O′ (it is linear in
+/// the normed input x).
 struct AttentionMeans {
     var dense: [Float]
-    var valueOnly: [Float]
+    var value: [Float]
 
-    init(layer: LayerWeights, groupedOutput: [Float], attended: [Float], normedInput: [Float]) throws {
-        guard let output = layer.output, let value = layer.value else {
+    init(layer: LayerWeights, attended: [Float], normedInput: [Float]) throws {
+        guard let output = layer.output, let valueWeight = layer.value else {
             throw HARPError.invalidArgument("internal: mean compensation needs W_O and W_V")
         }
         dense = HARPFolding.product(output.floats(), rows: output.rows, vector: attended)
         if let b = layer.outputBias { dense = zip(dense, b).map { $0 + $1 } }
-        var v = HARPFolding.product(value.floats(), rows: value.rows, vector: normedInput)
-        if let b = layer.valueBias { v = zip(v, b).map { $0 + $1 } }
-        valueOnly = HARPFolding.product(groupedOutput, rows: output.rows, vector: v)
+        value = HARPFolding.product(valueWeight.floats(), rows: valueWeight.rows, vector: normedInput)
+        if let b = layer.valueBias { value = zip(value, b).map { $0 + $1 } }
     }
 }
 
@@ -124,8 +128,7 @@ struct HARPSearch {
         let means = try layers.indices.map { i -> AttentionMeans? in
             guard let meanInputs else { return nil }
             guard let m = meanInputs[layers[i]] else { throw HARPError.invalidArgument("internal: no attention means for layer \(layers[i])") }
-            return try AttentionMeans(layer: editor.source.weights.layers[layers[i]], groupedOutput: grouped[i],
-                                      attended: m.attended, normedInput: m.normedInput)
+            return try AttentionMeans(layer: editor.source.weights.layers[layers[i]], attended: m.attended, normedInput: m.normedInput)
         }
         for (i, layer) in layers.enumerated() {
             guard let input = inputs[layer] else { throw HARPError.invalidArgument("internal: no cached input for layer \(layer)") }

@@ -110,9 +110,14 @@ struct ModelEditor {
         }
         guard kept.count < kvHeads else { return }
         guard !kept.isEmpty else {
-            // No head left: the block's output is b_O + compensation, a constant (none before a
-            // post-attention norm, which would rescale it per token).
-            let constant = compensation.map { c in zip(layers[layer].outputBias ?? Array(repeating: 0, count: c.count), c).map { $0 + $1 } }
+            // No head left: the block's output is the constant b_O + compensation, either of which
+            // may be absent (none before a post-attention norm, which would rescale it per token).
+            let constant: [Float]? = switch (layers[layer].outputBias, compensation) {
+            case (nil, nil): nil
+            case (let b?, nil): b
+            case (nil, let c?): c
+            case (let b?, let c?): zip(b, c).map { $0 + $1 }
+            }
             let normed = layers[layer].postAttentionNorm != nil
             removeAttention(layer)
             if !normed { layers[layer].outputBias = constant }

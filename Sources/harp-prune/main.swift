@@ -125,15 +125,21 @@ func run(_ args: ParsedArguments) throws {
     let metadata = Pruner.provenance(report)
     try ModelWriter.write(outcome.model, to: out, layout: .native, type: options.storageType, extraMetadata: metadata, protecting: modelPath)
     status("wrote \(out)\n")
-    if let deci {
-        try ModelWriter.write(outcome.model, to: deci, layout: .deci, type: options.storageType, extraMetadata: metadata, protecting: modelPath)
-        status("wrote \(deci)\n")
-    }
     let base = out.hasSuffix(".gguf") ? String(out.dropLast(5)) : out
     let markdownPath = args.string("--report") ?? base + ".md"
     let jsonPath = (markdownPath.hasSuffix(".md") ? String(markdownPath.dropLast(3)) : markdownPath) + ".json"
     try Data(report.markdown.utf8).write(to: URL(fileURLWithPath: markdownPath), options: .atomic)
     try report.json().write(to: URL(fileURLWithPath: jsonPath), options: .atomic)
+    if let deci {
+        // Last: a model the deci layout cannot express (a removed block that keeps a constant
+        // output) fails here with the native file and the reports already written.
+        do {
+            try ModelWriter.write(outcome.model, to: deci, layout: .deci, type: options.storageType, extraMetadata: metadata, protecting: modelPath)
+        } catch let error as HARPError {
+            throw HARPError.invalidArgument("\(deci): \(error.description); \(out) and its reports were written")
+        }
+        status("wrote \(deci)\n")
+    }
     if !report.searchedLayers.isEmpty {
         print("alpha (layers \(report.searchedLayers.map(String.init).joined(separator: ",")), top first): "
               + report.alphasTopFirst.map { String(format: "%.1f", $0) }.joined(separator: " "))

@@ -115,7 +115,7 @@ public enum ModelWriter {
                 guard lw.valueBias == nil else {
                     throw HARPError.invalidArgument("layer \(l): a value bias cannot be fused into the deci layout")
                 }
-                try add(p + "attn_output.weight", try fuse(output: o, value: v, builder: builder, type: type ?? o.type), convert: false)
+                try add(p + "attn_output.weight", try fuse(output: o, value: v, builder: builder, type: type ?? fusedType(source: o.type, cols: v.cols)), convert: false)
             } else {
                 for (suffix, m) in [("attn_q", lw.query), ("attn_k", lw.key), ("attn_v", lw.value), ("attn_output", lw.output)] {
                     if let m { try add(p + suffix + ".weight", m) }
@@ -150,9 +150,14 @@ public enum ModelWriter {
                 for c in 0..<n { fused[r * n + c] += a * vf[vRow + c] }
             }
         }
-        // The factors are already rounded to their type; rounding their product to 4 bits again
-        // would make the deci file measurably worse than the native one, so it keeps 8 bits.
-        let fusedType: GGMLType = [.f32, .f16].contains(type) ? type : (n % GGMLType.q8_0.blockSize == 0 ? .q8_0 : .f32)
-        return try builder.matrix(o.name, rows: d, cols: n, floats: fused, type: fusedType)
+        return try builder.matrix(o.name, rows: d, cols: n, floats: fused, type: type.isQuantizable ? type : .f32)
+    }
+
+    /// Type of a fused value-only matrix when no `--type` is asked for. The factors are already
+    /// rounded to `source`; rounding their product to 4–6 bits again would make the deci file
+    /// measurably worse than the native one, so types below 8 bits become Q8_0.
+    static func fusedType(source: GGMLType, cols: Int) -> GGMLType {
+        if [.f32, .f16, .bf16, .q8_0].contains(source) { return source }
+        return cols % GGMLType.q8_0.blockSize == 0 ? .q8_0 : .f32
     }
 }
