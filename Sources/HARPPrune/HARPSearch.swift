@@ -6,8 +6,9 @@ extension ModelEditor {
     /// W_O′ is d × kvHeads·headDim. With a post-attention norm (Gemma) α scales that norm's weight
     /// instead, since the norm would cancel a scale inside it. α = 0 removes the block.
     ///
-    /// With `means` (not in the paper) the output bias becomes `E[dense block] − W_O′ · E[value]`, so the block keeps the dense block's mean output over the calibration tokens (at
-    /// α = 0 the block is that constant).
+    /// With `means` (not in the paper) the output bias becomes `E[dense block] − W_O′ · E[value]`,
+    /// so the block keeps the dense block's mean output over the calibration tokens (at α = 0 the
+    /// block is that constant).
     mutating func makeValueOnly(_ layer: Int, alpha: Float, groupedOutput: [Float], means: AttentionMeans? = nil) throws {
         guard alpha != 0 else {
             removeAttention(layer)
@@ -27,8 +28,7 @@ extension ModelEditor {
         w.output = folded
         if let means {
             // From W_O′ as stored (re-encoded, α inside), so the mean is kept exactly.
-            let valueOnly = HARPFolding.product(folded.floats(), rows: folded.rows, vector: means.value)
-            w.outputBias = zip(means.dense, valueOnly).map { $0 - $1 }
+            w.outputBias = zip(means.dense, folded.product(means.value)).map { $0 - $1 }
         }
         w.query = nil; w.key = nil; w.queryBias = nil; w.keyBias = nil; w.queryNorm = nil; w.keyNorm = nil
         layers[layer] = w
@@ -47,20 +47,14 @@ struct AttentionMeans {
         guard let output = layer.output, let valueWeight = layer.value else {
             throw HARPError.invalidArgument("internal: mean compensation needs W_O and W_V")
         }
-        dense = HARPFolding.product(output.floats(), rows: output.rows, vector: attended)
+        dense = output.product(attended)
         if let b = layer.outputBias { dense = zip(dense, b).map { $0 + $1 } }
-        value = HARPFolding.product(valueWeight.floats(), rows: valueWeight.rows, vector: normedInput)
+        value = valueWeight.product(normedInput)
         if let b = layer.valueBias { value = zip(value, b).map { $0 + $1 } }
     }
 }
 
 enum HARPFolding {
-    /// `m · x` for a row-major matrix of `rows` rows.
-    static func product(_ m: [Float], rows: Int, vector x: [Float]) -> [Float] {
-        let cols = x.count
-        return (0..<rows).map { r in (0..<cols).reduce(Float(0)) { $0 + m[r * cols + $1] * x[$1] } }
-    }
-
     /// W_O · R: the column blocks of W_O (d × heads·headDim) that share a KV head, summed
     /// (d × kvHeads·headDim). Each token attends only to itself, so every query head of a group
     /// outputs that group's value row, and the heads' W_O blocks can be added.
@@ -95,8 +89,8 @@ struct HARPSearch {
     let grid: [Float]
     /// At most this many refinement sweeps after the greedy pass.
     var refinementSweeps = 0
-    /// Per searched layer, the dense moments that mean compensation needs (nil: plain HARP).
-    var meanInputs: [Int: (attended: [Float], normedInput: [Float])]?
+    /// Per searched layer, the dense means that mean compensation keeps (empty: plain HARP).
+    var means: [Int: AttentionMeans] = [:]
     let pool: ComputePool
 
     struct Result {
@@ -125,18 +119,13 @@ struct HARPSearch {
         let top = (layers.max() ?? 0) + 1
         // W_O · R per searched layer, folded once for the greedy pass and the sweeps.
         let grouped = try layers.map { try groupedOutput($0, editor.source) }
-        let means = try layers.indices.map { i -> AttentionMeans? in
-            guard let meanInputs else { return nil }
-            guard let m = meanInputs[layers[i]] else { throw HARPError.invalidArgument("internal: no attention means for layer \(layers[i])") }
-            return try AttentionMeans(layer: editor.source.weights.layers[layers[i]], attended: m.attended, normedInput: m.normedInput)
-        }
         for (i, layer) in layers.enumerated() {
             guard let input = inputs[layer] else { throw HARPError.invalidArgument("internal: no cached input for layer \(layer)") }
             var best: (ppl: Double, editor: ModelEditor, index: Int)?
             var row: [Double] = []
             for (index, alpha) in grid.enumerated() {
                 var candidate = current
-                try candidate.makeValueOnly(layer, alpha: alpha, groupedOutput: grouped[i], means: means[i])
+                try candidate.makeValueOnly(layer, alpha: alpha, groupedOutput: grouped[i], means: means[layer])
                 let ppl = try Replay.perplexity(candidate.build(), from: layer, input: input, targets: targets, pool: pool)
                 layerPasses += top - layer
                 row.append(ppl)
@@ -157,7 +146,7 @@ struct HARPSearch {
                 for (i, layer) in layers.enumerated() {
                     for index in [chosen[i] - 1, chosen[i] + 1] where grid.indices.contains(index) {
                         var candidate = current
-                        try candidate.makeValueOnly(layer, alpha: grid[index], groupedOutput: grouped[i], means: means[i])
+                        try candidate.makeValueOnly(layer, alpha: grid[index], groupedOutput: grouped[i], means: means[layer])
                         let ppl = try Replay.perplexity(candidate.build(), from: bottom, input: input, targets: targets, pool: pool)
                         layerPasses += top - bottom
                         done += 1

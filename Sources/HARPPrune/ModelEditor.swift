@@ -84,6 +84,12 @@ struct ModelEditor {
         layers[layer] = w
     }
 
+    /// `bias + compensation`, a missing bias counting as zeros.
+    static func adding(_ compensation: [Float], to bias: [Float]?) -> [Float] {
+        guard let bias else { return compensation }
+        return zip(bias, compensation).map { $0 + $1 }
+    }
+
     /// Keeps the MLP hidden channels `kept` of `layer` (ascending) and adds `compensation` to the
     /// down-projection bias.
     mutating func keepMLPChannels(_ layer: Int, _ kept: [Int], compensation: [Float]) throws {
@@ -95,7 +101,7 @@ struct ModelEditor {
         w.gate = selectingRows(gate, kept)
         w.up = selectingRows(up, kept)
         w.down = try selectingColumns(down, kept)
-        w.downBias = zip(w.downBias ?? Array(repeating: 0, count: compensation.count), compensation).map { $0 + $1 }
+        w.downBias = Self.adding(compensation, to: w.downBias)
         layers[layer] = w
         specs[layer].ffnWidth = kept.count
         specs[layer].ffnDownBias = true
@@ -112,12 +118,7 @@ struct ModelEditor {
         guard !kept.isEmpty else {
             // No head left: the block's output is the constant b_O + compensation, either of which
             // may be absent (none before a post-attention norm, which would rescale it per token).
-            let constant: [Float]? = switch (layers[layer].outputBias, compensation) {
-            case (nil, nil): nil
-            case (let b?, nil): b
-            case (nil, let c?): c
-            case (let b?, let c?): zip(b, c).map { $0 + $1 }
-            }
+            let constant = compensation.map { Self.adding($0, to: layers[layer].outputBias) } ?? layers[layer].outputBias
             let normed = layers[layer].postAttentionNorm != nil
             removeAttention(layer)
             if !normed { layers[layer].outputBias = constant }
@@ -137,9 +138,7 @@ struct ModelEditor {
         w.queryBias = w.queryBias.map { b in queryRows.map { b[$0] } }
         w.keyBias = w.keyBias.map { b in kvRows.map { b[$0] } }
         w.valueBias = w.valueBias.map { b in kvRows.map { b[$0] } }
-        if let compensation {
-            w.outputBias = zip(w.outputBias ?? Array(repeating: 0, count: compensation.count), compensation).map { $0 + $1 }
-        }
+        if let compensation { w.outputBias = Self.adding(compensation, to: w.outputBias) }
         layers[layer] = w
         specs[layer].attention = .full(heads: kept.count * groupSize, kvHeads: kept.count, headDim: headDim)
     }

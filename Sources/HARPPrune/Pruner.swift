@@ -144,10 +144,12 @@ public struct Pruner {
             var search = HARPSearch(layers: searchedLayers, grid: options.alphaGrid, pool: pool)
             search.refinementSweeps = options.refinementSweeps
             if options.meanCompensation {
-                search.meanInputs = searchedLayers.reduce(into: [:]) { inputs, layer in
-                    guard let attended = statistics.attentionMoments[layer], let normed = statistics.attentionInputMoments[layer] else { return }
-                    inputs[layer] = (attended.mean, normed.mean)
-                }
+                search.means = try Dictionary(uniqueKeysWithValues: searchedLayers.map { layer in
+                    guard let attended = statistics.attentionMoments[layer], let normed = statistics.attentionInputMoments[layer] else {
+                        throw HARPError.invalidArgument("internal: no attention statistics for layer \(layer)")
+                    }
+                    return (layer, try AttentionMeans(layer: model.weights.layers[layer], attended: attended.mean, normedInput: normed.mean))
+                })
             }
             let rows = min(calibration.windows.count, options.searchWindows ?? .max) * calibration.scoredPositions.count
             let d = model.config.embeddingLength

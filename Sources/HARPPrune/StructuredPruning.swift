@@ -113,8 +113,7 @@ enum HeadPruning {
     /// FLAP's bias compensation: `W[:, columns] · mean[columns]`, what the removed input channels
     /// contributed to the output on average over the calibration tokens.
     static func biasCompensation(_ w: WeightMatrix, columns: [Int], mean: [Float]) -> [Float] {
-        let f = w.floats()
-        return (0..<w.rows).map { r in columns.reduce(Float(0)) { $0 + f[r * w.cols + $1] * mean[$1] } }
+        w.product(mean, columns: columns)
     }
 }
 
@@ -132,5 +131,14 @@ enum LayerRemoval {
             editor.removeMLP(layer)
         }
         return removed
+    }
+}
+
+extension WeightMatrix {
+    /// `W · x` over the given columns (all by default): the pruner's means through a matrix.
+    func product(_ x: [Float], columns: [Int]? = nil) -> [Float] {
+        let f = floats()
+        let columns = columns ?? Array(0..<cols)
+        return (0..<rows).map { r in columns.reduce(Float(0)) { $0 + f[r * cols + $1] * x[$1] } }
     }
 }
