@@ -50,15 +50,17 @@ say "And what is the capital of Germany?"
 say "/stats"
 reused=$(screen | grep -Eo 'prompt [0-9]+ tokens \(([0-9]+) reused' | tail -n 1 | grep -Eo '\(([0-9]+)' | tr -d '(')
 [ "${reused:-0}" -gt 30 ] || fail "the second turn reused ${reused:-0} cached tokens; expected the first turn's"
-before=$(prompts)
-tmux send-keys -t "$SESSION" -l "Write a very long story about a dragon who learns to bake bread."
-tmux send-keys -t "$SESSION" Enter
-# Wait until the reply is streaming (text after the prompt line), then interrupt it.
-deadline=$((SECONDS + 30))
-until screen | sed -n '/dragon who learns/{n;p;}' | grep -q '[A-Za-z]'; do
-  [ $SECONDS -lt $deadline ] || fail "the story reply did not start"
-  sleep 0.1
-done
+# story ANIMAL: ask for a long story and wait until the reply is streaming (text after the prompt line).
+story() {
+  tmux send-keys -t "$SESSION" -l "Write a very long story about a $1 who learns to bake bread."
+  tmux send-keys -t "$SESSION" Enter
+  local deadline=$((SECONDS + 30))
+  until screen | sed -n "/$1 who learns/{n;p;}" | grep -q '[A-Za-z]'; do
+    [ $SECONDS -lt $deadline ] || fail "the $1 story did not start"
+    sleep 0.1
+  done
+}
+story dragon
 tmux send-keys -t "$SESSION" C-c
 wait_for '^\[stopped\]' 10
 wait_for '^> $' 10
@@ -94,20 +96,13 @@ wait_for '^\[system prompt set: 22000 characters\]' 30
 # paste does not send it); too long for this context, so the chat reports its length.
 message=$(python3 -c 'import sys; sys.stdout.write("".join("w%04d%s" % (i, "\n" if i % 150 == 149 else " ") for i in range(3400))[:19999] + "z")')
 [ ${#message} -eq 20000 ] || fail "test text has ${#message} characters"
-before=$(prompts)
 paste "$message"
 tmux send-keys -t "$SESSION" Enter
 wait_for '^\[cannot send this message \(20000 characters\)' 30
 [ "$(screen | grep -c '^\[cannot send')" -eq 1 ] || fail "the paste was sent as more than one message"
 say "/reset"
 say "/system Be brief."
-tmux send-keys -t "$SESSION" -l "Write a very long story about a cat who learns to fly."
-tmux send-keys -t "$SESSION" Enter
-deadline=$((SECONDS + 30))
-until screen | sed -n '/cat who learns/{n;p;}' | grep -q '[A-Za-z]'; do
-  [ $SECONDS -lt $deadline ] || fail "the cat story did not start"
-  sleep 0.1
-done
+story cat
 tmux send-keys -t "$SESSION" C-d
 wait_for '^\[stopped\]' 10
 wait_for 'CHAT-EXITED-0' 10
