@@ -99,36 +99,31 @@ public final class HTTPServer: @unchecked Sendable {  // `active` is guarded by 
             if ready < 0 && errno != EINTR { usleep(10_000) }
             if fds[0].revents != 0 { drainWakePipe() }
             for (k, fd) in order.enumerated() where fds[k + 2].revents != 0 {
-                guard var connection = reading[fd] else { continue }
+                // Taken out of the table (and the parser out of the connection) so the parser's
+                // buffer has one owner and grows in place instead of being copied on every read.
+                guard var connection = reading.removeValue(forKey: fd) else { continue }
                 let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
-                if n < 0 && (errno == EAGAIN || errno == EINTR) { continue }
-                if n <= 0 {
-                    reading[fd] = nil
-                    Glibc.close(fd)
-                    continue
-                }
-                if connection.closing {
+                if n < 0 && (errno == EAGAIN || errno == EINTR) { reading[fd] = connection; continue }
+                if n <= 0 { Glibc.close(fd); continue }
+                guard var parser = connection.parser else {
                     connection.discarded += n
-                    if connection.discarded > 4 * limits.maxBodyBytes { reading[fd] = nil; Glibc.close(fd) } else { reading[fd] = connection }
+                    if connection.discarded > 4 * limits.maxBodyBytes { Glibc.close(fd) } else { reading[fd] = connection }
                     continue
                 }
+                connection.parser = nil
                 do {
-                    switch try connection.parser.feed(chunk[..<n]) {
-                    case .needMore:
-                        if connection.parser.hasHead && !connection.headRead {
-                            connection.headRead = true
-                            connection.deadline = Date().timeIntervalSinceReferenceDate + limits.bodyTimeout
-                        }
-                        reading[fd] = connection
-                    case .sendContinue:
+                    let progress = try parser.feed(chunk[..<n])
+                    if case .complete(let request) = progress {
+                        dispatch(request, fd)
+                        continue
+                    }
+                    if progress == .sendContinue { _ = Self.sendNow(fd, HTTPResponse.continueLine) }
+                    if parser.hasHead && !connection.headRead {
                         connection.headRead = true
                         connection.deadline = Date().timeIntervalSinceReferenceDate + limits.bodyTimeout
-                        _ = Self.sendNow(fd, HTTPResponse.continueLine)
-                        reading[fd] = connection
-                    case .complete(let request):
-                        reading[fd] = nil
-                        dispatch(request, fd)
                     }
+                    connection.parser = parser
+                    reading[fd] = connection
                 } catch {
                     reading[fd] = refuse(fd, error.response)
                 }
@@ -161,14 +156,14 @@ public final class HTTPServer: @unchecked Sendable {  // `active` is guarded by 
         _ = Glibc.write(wake.write, &byte, 1)
     }
 
-    /// A connection still sending its request (or, once `closing`, being drained after an error answer).
+    /// A connection still sending its request, or (no parser) being drained after an error answer.
     private struct Reading {
-        var parser: HTTPRequestParser
+        var parser: HTTPRequestParser?
         var deadline: Double
         var accepted: Double
         var headRead = false
-        var closing = false
         var discarded = 0
+        var closing: Bool { parser == nil }
     }
 
     private func drainWakePipe() {
@@ -193,13 +188,10 @@ public final class HTTPServer: @unchecked Sendable {  // `active` is guarded by 
 
     /// Answers an error without blocking, then drains what the client still sends for a moment so
     /// it sees the answer instead of a connection reset.
-    private func refuse(_ fd: Int32, _ response: HTTPResponse) -> Reading? {
+    private func refuse(_ fd: Int32, _ response: HTTPResponse) -> Reading {
         _ = Self.sendNow(fd, response.bytes)
         shutdown(fd, Int32(SHUT_WR))
-        var drain = Reading(parser: HTTPRequestParser(maxHeadBytes: 0, maxBodyBytes: 0), deadline: Date().timeIntervalSinceReferenceDate + 2,
-                            accepted: 0)
-        drain.closing = true
-        return drain
+        return Reading(parser: nil, deadline: Date().timeIntervalSinceReferenceDate + 2, accepted: 0)
     }
 
     static func setNonBlocking(_ fd: Int32, _ on: Bool) {
