@@ -1,4 +1,3 @@
-import Dispatch
 import Foundation
 import HARP
 
@@ -90,20 +89,80 @@ public struct OpenAIServer: Sendable {
         let reply = ReplyWriter(connection: connection, chat: chat, id: (chat ? "chatcmpl-" : "cmpl-") + String(requestCounter.next()),
                                 created: Int(Date().timeIntervalSince1970), model: modelID,
                                 stream: body.stream, includeUsage: body.includeUsage)
-        let done = DispatchSemaphore(value: 0)
+        // The task only moves events into a queue; this thread writes them (blocking socket writes
+        // never occupy Swift's cooperative threads) and watches the client between events: a closed
+        // connection or a failed write cancels the generation.
+        let queue = EventQueue()
         let stream = engine.generate(generation)
         let task = Task {
-            await reply.run(stream)
-            done.signal()
-        }
-        // This thread watches the client while the task generates: a closed connection cancels it.
-        while done.wait(timeout: .now() + Self.disconnectPollSeconds) == .timedOut {
-            if connection.peerHasClosed() {
-                task.cancel()
-                done.wait()
-                return
+            do {
+                for try await event in stream { queue.push(event) }
+                queue.finish(nil)
+            } catch {
+                queue.finish(error)
             }
         }
+        var lastCheck = ContinuousClock.now
+        let delivered = reply.run { () -> EventQueue.Next in
+            while true {
+                let next = queue.pop(timeout: Self.disconnectPollSeconds)
+                if ContinuousClock.now - lastCheck >= .milliseconds(Int(Self.disconnectPollSeconds * 1000)) {
+                    lastCheck = ContinuousClock.now
+                    if connection.peerHasClosed() { return .end(nil) }
+                }
+                if case .none = next { continue }
+                return next
+            }
+        }
+        if !delivered { task.cancel() }
+    }
+}
+
+/// Events handed from a generating task to the thread that writes them.
+final class EventQueue: @unchecked Sendable {  // guarded by `condition`
+    enum Next {
+        case event(GenerationEvent)
+        /// The stream ended, with its error if any.
+        case end((any Error)?)
+        /// Nothing arrived within the timeout.
+        case none
+    }
+
+    private let condition = NSCondition()
+    private var events: [GenerationEvent] = []
+    private var head = 0
+    private var ended = false
+    private var error: (any Error)?
+
+    func push(_ event: GenerationEvent) {
+        condition.lock()
+        events.append(event)
+        condition.signal()
+        condition.unlock()
+    }
+
+    func finish(_ error: (any Error)?) {
+        condition.lock()
+        ended = true
+        self.error = error
+        condition.signal()
+        condition.unlock()
+    }
+
+    func pop(timeout: Double) -> Next {
+        condition.lock()
+        defer { condition.unlock() }
+        let deadline = Date(timeIntervalSinceNow: timeout)
+        while head == events.count && !ended {
+            if !condition.wait(until: deadline) { break }
+        }
+        if head < events.count {
+            let event = events[head]
+            head += 1
+            if head > 64 && head * 2 > events.count { events.removeFirst(head); head = 0 }
+            return .event(event)
+        }
+        return ended ? .end(error) : .none
     }
 }
 
@@ -114,8 +173,8 @@ final class RequestCounter: @unchecked Sendable {  // guarded by `lock`
     func next() -> Int { lock.withLock { value += 1; return value } }
 }
 
-/// Turns one generation stream into a JSON response or a server-sent-event stream.
-struct ReplyWriter: Sendable {
+/// Turns one generation's events into a JSON response or a server-sent-event stream.
+struct ReplyWriter {
     let connection: HTTPConnection
     let chat: Bool
     let id: String
@@ -124,45 +183,46 @@ struct ReplyWriter: Sendable {
     let stream: Bool
     let includeUsage: Bool
 
-    func run(_ events: AsyncThrowingStream<GenerationEvent, any Error>) async {
+    /// Writes the reply as `next` delivers events; false when the client went away first
+    /// (`next` returns `.end(nil)` without a summary, or a write failed).
+    func run(_ next: () -> EventQueue.Next) -> Bool {
         var text = ""
         var summary: GenerationSummary?
         if stream {
-            guard connection.startEventStream() else { return }
-            if chat { guard send(chunk(delta: .init(role: "assistant", content: ""), finish: nil)) else { return } }
+            guard connection.startEventStream() else { return false }
+            if chat { guard send(chunk(delta: .init(role: "assistant", content: ""), finish: nil)) else { return false } }
         }
-        do {
-            for try await event in events {
-                switch event {
-                case .token(_, let piece):
-                    text += piece
-                    // Leaving the loop drops the stream, which cancels the generation.
-                    if stream, !piece.isEmpty, !send(chunk(content: piece, finish: nil)) { return }
-                case .finished(let s):
-                    summary = s
+        reading: while true {
+            switch next() {
+            case .event(.token(_, let piece)):
+                text += piece
+                if stream, !piece.isEmpty, !send(chunk(content: piece, finish: nil)) { return false }
+            case .event(.finished(let s)):
+                summary = s
+            case .end(nil), .none:
+                break reading
+            case .end(let error?):
+                let clientError: Bool
+                switch error {
+                case GenerationError.computeFailed, GenerationError.engineStopped: clientError = false
+                default: clientError = true
                 }
+                let body = OpenAI.ErrorBody(error: .init(message: "\(error)", type: clientError ? "invalid_request_error" : "server_error"))
+                if stream {
+                    _ = connection.sendEvent(OpenAI.encode(body))
+                } else {
+                    connection.send(HTTPResponse(status: clientError ? 400 : 500, body: OpenAI.encode(body)))
+                }
+                return true
             }
-        } catch {
-            let clientError: Bool
-            switch error {
-            case GenerationError.computeFailed, GenerationError.engineStopped: clientError = false
-            default: clientError = true
-            }
-            let body = OpenAI.ErrorBody(error: .init(message: "\(error)", type: clientError ? "invalid_request_error" : "server_error"))
-            if stream {
-                _ = connection.sendEvent(OpenAI.encode(body))
-            } else {
-                connection.send(HTTPResponse(status: clientError ? 400 : 500, body: OpenAI.encode(body)))
-            }
-            return
         }
-        guard let summary else { return }  // cancelled: the client is gone
+        guard let summary else { return false }  // the client is gone
         let finish = OpenAI.finishReason(summary.finishReason)
         let usage = OpenAI.Usage(summary)
         if stream {
-            guard send(chunk(content: nil, finish: finish)) else { return }
+            guard send(chunk(content: nil, finish: finish)) else { return false }
             if includeUsage {
-                guard send(OpenAI.Completion(id: id, object: objectName, created: created, model: model, choices: [], usage: usage)) else { return }
+                guard send(OpenAI.Completion(id: id, object: objectName, created: created, model: model, choices: [], usage: usage)) else { return false }
             }
             _ = connection.sendEvent(Data("[DONE]".utf8))
         } else {
@@ -172,6 +232,7 @@ struct ReplyWriter: Sendable {
                                          model: model, choices: [choice], usage: usage)
             connection.send(HTTPResponse(status: 200, body: OpenAI.encode(body)))
         }
+        return true
     }
 
     private var objectName: String { chat ? "chat.completion.chunk" : "text_completion" }
