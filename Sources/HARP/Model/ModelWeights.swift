@@ -22,45 +22,6 @@ public struct WeightMatrix: @unchecked Sendable {  // points into storage kept a
     }
 }
 
-/// The weights of one decoder layer; which are present follows the layer's `LayerSpec`.
-public struct LayerWeights: Sendable {
-    public var attentionNorm: [Float]?
-    public var query: WeightMatrix?
-    public var key: WeightMatrix?
-    public var value: WeightMatrix?
-    /// The attention output projection: d × heads·headDim for full attention, d × kvHeads·headDim
-    /// (α and GQA folded) for value-only layers, d × d (fused) for linear layers.
-    public var output: WeightMatrix?
-    /// Bias of the attention output projection (FLAP's compensation for removed heads). In a layer
-    /// without attention it is the removed block's mean output, added as a constant.
-    public var outputBias: [Float]?
-    public var queryBias: [Float]?
-    public var keyBias: [Float]?
-    public var valueBias: [Float]?
-    public var queryNorm: [Float]?
-    public var keyNorm: [Float]?
-    public var postAttentionNorm: [Float]?
-    public var ffnNorm: [Float]?
-    public var gate: WeightMatrix?
-    public var up: WeightMatrix?
-    public var down: WeightMatrix?
-    public var downBias: [Float]?
-    public var postFFNNorm: [Float]?
-
-    public init() {}
-
-    /// Every matrix of the layer, for byte and parameter accounting.
-    public var matrices: [WeightMatrix] {
-        [query, key, value, output, gate, up, down].compactMap { $0 }
-    }
-
-    /// Parameters held in vectors (norms and biases).
-    public var vectorParameterCount: Int {
-        [attentionNorm, queryBias, keyBias, valueBias, outputBias, queryNorm, keyNorm, postAttentionNorm, ffnNorm, downBias, postFFNNorm]
-            .reduce(0) { $0 + ($1?.count ?? 0) }
-    }
-}
-
 /// All weights of a model, and the storage that backs their matrices.
 public final class ModelWeights: @unchecked Sendable {  // immutable after construction
     public let tokenEmbedding: WeightMatrix
