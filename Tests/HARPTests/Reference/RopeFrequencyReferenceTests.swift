@@ -11,29 +11,13 @@ import HARPTestSupport
 struct RopeFrequencyReferenceTests {
     static let referencePath = Fixtures.packageRoot.appendingPathComponent("Benchmarks/references/smollm2-rope-freqs-llamacpp.json").path
 
-    struct Case {
-        var prompt: [Int32]
-        var top10: [(id: Int, logit: Float)]
-        var greedy: [Int32]
-        var margins: [Double]
-    }
+    typealias Case = SmolLM2ReferenceTests.Case
 
     static func reference() throws -> [String: Any] {
         // A missing model or reference fails (tools/setup.sh fetches the model), it does not skip.
         try #require(Fixtures.hasSmolLM2, "missing \(Fixtures.smolLM2Path)")
         let data = try Data(contentsOf: URL(fileURLWithPath: referencePath))
         return try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
-    }
-
-    static func cases(_ json: [String: Any], _ section: String) throws -> [Case] {
-        let entries = try #require(json[section] as? [[String: Any]])
-        return try entries.map { e in
-            let top = try #require(e["top10"] as? [[String: Any]])
-            return Case(prompt: try #require(e["prompt_ids"] as? [Int]).map(Int32.init),
-                        top10: try top.map { (try #require($0["id"] as? Int), Float(try #require($0["logit"] as? Double))) },
-                        greedy: try #require(e["greedy_ids"] as? [Int]).map(Int32.init),
-                        margins: try #require(e["greedy_top1_minus_top2"] as? [Double]))
-        }
     }
 
     /// SmolLM2 as stored plus `rope_freqs.weight`, written with the project's writer, loaded as F32.
@@ -84,7 +68,7 @@ struct RopeFrequencyReferenceTests {
     @Test("with rope_freqs.weight: top-10 and greedy equal llama.cpp's; without it, llama.cpp's other output")
     func matchesLlamaCpp() throws {
         let json = try Self.reference()
-        let with = try Self.cases(json, "with_rope_freqs"), without = try Self.cases(json, "without_rope_freqs")
+        let with = try SmolLM2ReferenceTests.cases(json, "with_rope_freqs"), without = try SmolLM2ReferenceTests.cases(json, "without_rope_freqs")
         let scaled = try Self.model(factors: Self.factors)
         #expect(try compare(scaled, with) < 1e-2)
         #expect(try compare(Self.model(factors: nil), without) < 1e-2)
