@@ -12,26 +12,23 @@ extension ModelEditor {
     mutating func makeValueOnly(_ layer: Int, alpha: Float, groupedOutput: [Float], means: AttentionMeans? = nil) throws {
         guard alpha != 0 else {
             removeAttention(layer)
-            layers[layer].outputBias = means?.dense
+            layers[layer].attention = .none(constant: means?.dense)
             return
         }
         guard case .full(_, let kvHeads, let headDim) = source.config.layers[layer].attention,
-              let output = source.weights.layers[layer].output else {
+              case .full(var frame, let p) = source.weights.layers[layer].attention else {
             throw HARPError.invalidArgument("layer \(layer) is not a dense full-attention layer; harp-prune needs a dense model")
         }
-        var w = source.weights.layers[layer]
         let kvWidth = kvHeads * headDim
-        let scaled = w.postAttentionNorm == nil ? groupedOutput.map { $0 * alpha } : groupedOutput
-        w.postAttentionNorm = w.postAttentionNorm.map { norm in norm.map { $0 * alpha } }
-        if w.postAttentionNorm == nil { w.outputBias = w.outputBias.map { b in b.map { $0 * alpha } } }
-        let folded = try matrix(like: output, rows: output.rows, cols: kvWidth, floats: scaled)
-        w.output = folded
+        let scaled = frame.postNorm == nil ? groupedOutput.map { $0 * alpha } : groupedOutput
+        frame.postNorm = frame.postNorm.map { norm in norm.map { $0 * alpha } }
+        if frame.postNorm == nil { frame.outputBias = frame.outputBias.map { b in b.map { $0 * alpha } } }
+        let folded = try matrix(like: p.output, rows: p.output.rows, cols: kvWidth, floats: scaled)
         if let means {
             // From W_O′ as stored (re-encoded, α inside), so the mean is kept exactly.
-            w.outputBias = zip(means.dense, folded.product(means.value)).map { $0 - $1 }
+            frame.outputBias = zip(means.dense, folded.product(means.value)).map { $0 - $1 }
         }
-        w.query = nil; w.key = nil; w.queryBias = nil; w.keyBias = nil; w.queryNorm = nil; w.keyNorm = nil
-        layers[layer] = w
+        layers[layer].attention = .valueOnly(frame, value: p.value, valueBias: p.biases?.value, output: folded)
         specs[layer].attention = .valueOnly(kvHeads: kvHeads, headDim: headDim)
     }
 }
@@ -44,13 +41,13 @@ struct AttentionMeans {
     var value: [Float]
 
     init(layer: LayerWeights, attended: [Float], normedInput: [Float]) throws {
-        guard let output = layer.output, let valueWeight = layer.value else {
+        guard let output = layer.attention.output, let (valueWeight, valueBias) = layer.attention.value else {
             throw HARPError.invalidArgument("internal: mean compensation needs W_O and W_V")
         }
         dense = output.product(attended)
-        if let b = layer.outputBias { dense = zip(dense, b).map { $0 + $1 } }
+        if let b = layer.attention.frame?.outputBias { dense = zip(dense, b).map { $0 + $1 } }
         value = valueWeight.product(normedInput)
-        if let b = layer.valueBias { value = zip(value, b).map { $0 + $1 } }
+        if let b = valueBias { value = zip(value, b).map { $0 + $1 } }
     }
 }
 
@@ -167,10 +164,10 @@ struct HARPSearch {
 
     private func groupedOutput(_ layer: Int, _ source: Model) throws -> [Float] {
         guard case .full(let heads, let kvHeads, let headDim) = source.config.layers[layer].attention,
-              let output = source.weights.layers[layer].output else {
+              case .full(_, let p) = source.weights.layers[layer].attention else {
             throw HARPError.invalidArgument("layer \(layer) is not a dense full-attention layer; harp-prune needs a dense model")
         }
-        return HARPFolding.groupedOutput(output, heads: heads, kvHeads: kvHeads, headDim: headDim)
+        return HARPFolding.groupedOutput(p.output, heads: heads, kvHeads: kvHeads, headDim: headDim)
     }
 }
 

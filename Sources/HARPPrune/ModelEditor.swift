@@ -23,7 +23,8 @@ struct ModelEditor {
         var config = source.config
         config.layers = specs
         let w = source.weights
-        let weights = builder.weights(tokenEmbedding: w.tokenEmbedding, outputNorm: w.outputNorm, output: w.output, layers: layers)
+        let weights = builder.weights(tokenEmbedding: w.tokenEmbedding, outputNorm: w.outputNorm, output: w.output, layers: layers,
+                                      ropeFrequencyFactors: w.ropeFrequencyFactors)
         return Model(file: source.file, config: config, weights: weights, weightFormat: source.weightFormat)
     }
 
@@ -67,21 +68,13 @@ struct ModelEditor {
     /// Removes the attention block of `layer` (HARP's α = 0, and layer removal).
     mutating func removeAttention(_ layer: Int) {
         specs[layer].attention = .none
-        var w = layers[layer]
-        w.attentionNorm = nil
-        w.query = nil; w.key = nil; w.value = nil; w.output = nil; w.outputBias = nil
-        w.queryBias = nil; w.keyBias = nil; w.valueBias = nil
-        w.queryNorm = nil; w.keyNorm = nil; w.postAttentionNorm = nil
-        layers[layer] = w
+        layers[layer].attention = .none(constant: nil)
     }
 
     /// Removes the MLP block of `layer`.
     mutating func removeMLP(_ layer: Int) {
         specs[layer].ffnWidth = 0
-        specs[layer].ffnDownBias = false
-        var w = layers[layer]
-        w.ffnNorm = nil; w.gate = nil; w.up = nil; w.down = nil; w.downBias = nil; w.postFFNNorm = nil
-        layers[layer] = w
+        layers[layer].mlp = .none
     }
 
     /// `bias + compensation`, a missing bias counting as zeros.
@@ -94,17 +87,15 @@ struct ModelEditor {
     /// down-projection bias.
     mutating func keepMLPChannels(_ layer: Int, _ kept: [Int], compensation: [Float]) throws {
         guard !kept.isEmpty else { return removeMLP(layer) }
-        var w = layers[layer]
-        guard let gate = w.gate, let up = w.up, let down = w.down else {
+        guard case .gated(var mlp) = layers[layer].mlp else {
             throw HARPError.invalidArgument("layer \(layer) has no MLP to prune")
         }
-        w.gate = selectingRows(gate, kept)
-        w.up = selectingRows(up, kept)
-        w.down = try selectingColumns(down, kept)
-        w.downBias = Self.adding(compensation, to: w.downBias)
-        layers[layer] = w
+        mlp.gate = selectingRows(mlp.gate, kept)
+        mlp.up = selectingRows(mlp.up, kept)
+        mlp.down = try selectingColumns(mlp.down, kept)
+        mlp.downBias = Self.adding(compensation, to: mlp.downBias)
+        layers[layer].mlp = .gated(mlp)
         specs[layer].ffnWidth = kept.count
-        specs[layer].ffnDownBias = true
     }
 
     /// Keeps the KV groups `kept` (ascending) of a full-attention layer: each group's KV head, its
@@ -118,28 +109,28 @@ struct ModelEditor {
         guard !kept.isEmpty else {
             // No head left: the block's output is the constant b_O + compensation, either of which
             // may be absent (none before a post-attention norm, which would rescale it per token).
-            let constant = compensation.map { Self.adding($0, to: layers[layer].outputBias) } ?? layers[layer].outputBias
-            let normed = layers[layer].postAttentionNorm != nil
+            let frame = layers[layer].attention.frame
+            let constant = compensation.map { Self.adding($0, to: frame?.outputBias) } ?? frame?.outputBias
+            let normed = frame?.postNorm != nil
             removeAttention(layer)
-            if !normed { layers[layer].outputBias = constant }
+            if !normed { layers[layer].attention = .none(constant: constant) }
             return
         }
         let groupSize = heads / kvHeads
         let kvRows = kept.flatMap { g in (g * headDim)..<((g + 1) * headDim) }
         let queryRows = kept.flatMap { g in (g * groupSize * headDim)..<((g + 1) * groupSize * headDim) }
-        var w = layers[layer]
-        guard let q = w.query, let k = w.key, let v = w.value, let o = w.output else {
+        guard case .full(var frame, var p) = layers[layer].attention else {
             throw HARPError.invalidArgument("layer \(layer): full attention without Q, K, V and O")
         }
-        w.query = selectingRows(q, queryRows)
-        w.key = selectingRows(k, kvRows)
-        w.value = selectingRows(v, kvRows)
-        w.output = try selectingColumns(o, queryRows)
-        w.queryBias = w.queryBias.map { b in queryRows.map { b[$0] } }
-        w.keyBias = w.keyBias.map { b in kvRows.map { b[$0] } }
-        w.valueBias = w.valueBias.map { b in kvRows.map { b[$0] } }
-        if let compensation { w.outputBias = Self.adding(compensation, to: w.outputBias) }
-        layers[layer] = w
+        p.query = selectingRows(p.query, queryRows)
+        p.key = selectingRows(p.key, kvRows)
+        p.value = selectingRows(p.value, kvRows)
+        p.output = try selectingColumns(p.output, queryRows)
+        p.biases = p.biases.map { b in
+            QKVBiases(query: queryRows.map { b.query[$0] }, key: kvRows.map { b.key[$0] }, value: kvRows.map { b.value[$0] })
+        }
+        if let compensation { frame.outputBias = Self.adding(compensation, to: frame.outputBias) }
+        layers[layer].attention = .full(frame, p)
         specs[layer].attention = .full(heads: kept.count * groupSize, kvHeads: kept.count, headDim: headDim)
     }
 }

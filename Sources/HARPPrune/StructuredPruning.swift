@@ -10,7 +10,7 @@ enum FLAPMLP {
         var scores: [Int: [Float]] = [:]
         var standardized: [Float] = []
         for (layer, w) in editor.layers.enumerated() where editor.specs[layer].ffnWidth > 0 {
-            guard let down = w.down, let m = moments[layer] else {
+            guard let down = w.mlp.gated?.down, let m = moments[layer] else {
                 throw HARPError.invalidArgument("internal: no MLP statistics for layer \(layer)")
             }
             let columnNorms = squaredColumnNorms(down)
@@ -21,7 +21,7 @@ enum FLAPMLP {
         guard !standardized.isEmpty else { return }
         let threshold = standardized.sorted()[min(standardized.count - 1, Int(Float(standardized.count) * ratio))]
         for (layer, s) in scores.sorted(by: { $0.key < $1.key }) {
-            guard let down = editor.layers[layer].down, let m = moments[layer] else { continue }
+            guard let down = editor.layers[layer].mlp.gated?.down, let m = moments[layer] else { continue }
             let block = down.type.blockSize > 1 ? down.type.blockSize : 32
             let above = zScores(s).filter { $0 >= threshold }.count
             let width = min(s.count, Int((Float(above) / Float(block)).rounded()) * block)
@@ -68,7 +68,7 @@ enum HeadPruning {
                       moments: [Int: ChannelMoments]) throws {
         var candidates: [(layer: Int, group: Int, score: Float)] = []
         for (layer, spec) in editor.specs.enumerated() {
-            guard case .full(let heads, let kvHeads, let headDim) = spec.attention, let o = editor.layers[layer].output else { continue }
+            guard case .full(let heads, let kvHeads, let headDim) = spec.attention, let o = editor.layers[layer].attention.output else { continue }
             let f = o.floats()
             var absMean = [Float](repeating: 0, count: o.cols), squares = [Float](repeating: 0, count: o.cols)
             for r in 0..<o.rows {
@@ -101,7 +101,7 @@ enum HeadPruning {
             guard case .full(let heads, let kvHeads, let headDim) = editor.specs[layer].attention else { continue }
             let gone = Set(removed.filter { $0.layer == layer }.map(\.group))
             var compensation: [Float]?
-            if score == .flap, let o = editor.layers[layer].output, let m = moments[layer] {
+            if score == .flap, let o = editor.layers[layer].attention.output, let m = moments[layer] {
                 let groupWidth = heads / kvHeads * headDim
                 let columns = gone.sorted().flatMap { g in (g * groupWidth)..<((g + 1) * groupWidth) }
                 compensation = biasCompensation(o, columns: columns, mean: m.mean)

@@ -29,12 +29,12 @@ enum InspectCommand {
             case .valueOnly(let kv, let hd): kvHeads = "\(kv)"; headDim = "\(hd)"
             case .linear, .none: break
             }
+            let roles = Set(w.tensors.map(\.0))
             var biases: [String] = []
-            if w.queryBias != nil || w.keyBias != nil || w.valueBias != nil { biases.append("qkv") }
-            if w.outputBias != nil { biases.append("output") }
-            if w.downBias != nil { biases.append("down") }
-            let params = w.matrices.reduce(0) { $0 + $1.parameterCount } + w.vectorParameterCount
-            let bytes = w.matrices.reduce(0) { $0 + $1.byteCount } + 4 * w.vectorParameterCount
+            if roles.contains(.queryBias) || roles.contains(.valueBias) { biases.append(roles.contains(.queryBias) ? "qkv" : "v") }
+            if roles.contains(.outputBias) { biases.append("output") }
+            if roles.contains(.downBias) { biases.append("down") }
+            let params = w.parameterCount, bytes = w.byteCount
             rows.append(["\(l)", spec.attention.name, heads, kvHeads, headDim, "\(spec.ffnWidth)",
                          biases.isEmpty ? "-" : biases.joined(separator: ","), "\(params)", Format.bytes(bytes)])
         }

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 @testable import HARP
 @testable import HARPPrune
+import HARPTestSupport
 
 /// Identities the pruner's transformations must satisfy, on tiny random models.
 @Suite("Pruner identities")
@@ -26,19 +27,19 @@ struct PruneIdentityTests {
         defer { try? FileManager.default.removeItem(atPath: path) }
         let layer = 1, alpha: Float = 0.7
         guard case .full(let heads, let kvHeads, let headDim) = dense.config.layers[layer].attention,
-              let wo = dense.weights.layers[layer].output else { Issue.record("dense layer expected"); return }
+              let wo = dense.weights.layers[layer].attention.output else { Issue.record("dense layer expected"); return }
 
         var folded = ModelEditor(dense, storageType: nil)
         try folded.makeValueOnly(layer, alpha: alpha, groupedOutput: HARPFolding.groupedOutput(wo, heads: heads, kvHeads: kvHeads, headDim: headDim))
         let foldedModel = folded.build()
         #expect(foldedModel.config.layers[layer].attention == .valueOnly(kvHeads: kvHeads, headDim: headDim))
-        #expect(foldedModel.weights.layers[layer].output?.cols == kvHeads * headDim)
+        #expect(foldedModel.weights.layers[layer].attention.output?.cols == kvHeads * headDim)
 
         // Unfolded: the dense layer with α · W_O, every query head reading its KV head's value
         // through the attention kernel (one attended position: softmax weight 1).
         let builder = WeightBuilder(keeping: [dense])
         var scaled = dense.weights.layers
-        scaled[layer].output = try builder.matrix(wo.name, rows: wo.rows, cols: wo.cols, floats: wo.floats().map { $0 * alpha })
+        scaled[layer].full.output = try builder.matrix(wo.name, rows: wo.rows, cols: wo.cols, floats: wo.floats().map { $0 * alpha })
         let unfolded = Model(file: dense.file, config: dense.config,
                              weights: builder.weights(tokenEmbedding: dense.weights.tokenEmbedding, outputNorm: dense.weights.outputNorm,
                                                       output: dense.weights.output, layers: scaled),
@@ -58,7 +59,7 @@ struct PruneIdentityTests {
         try editor.makeValueOnly(2, alpha: 0, groupedOutput: [])
         let pruned = editor.build()
         #expect(pruned.config.layers[2].attention == .none)
-        #expect(pruned.weights.layers[2].value == nil && pruned.weights.layers[2].output == nil && pruned.weights.layers[2].attentionNorm == nil)
+        #expect(pruned.weights.layers[2].attention.frame == nil && pruned.weights.layers[2].attention.output == nil)
     }
 
     /// HARP on the top two layers of a tiny model with a small grid.
@@ -132,12 +133,12 @@ struct PruneIdentityTests {
         let pruned = editor.build()
         #expect(pruned.config.layers[layer].attention == .full(heads: 2, kvHeads: 1, headDim: 16))
 
-        guard let wo = dense.weights.layers[layer].output else { Issue.record("dense W_O expected"); return }
+        guard let wo = dense.weights.layers[layer].attention.output else { Issue.record("dense W_O expected"); return }
         var zeroed = wo.floats()
         for r in 0..<wo.rows { for c in 0..<32 { zeroed[r * wo.cols + c] = 0 } }  // heads 0 and 1 read KV group 0
         let builder = WeightBuilder(keeping: [dense])
         var layers = dense.weights.layers
-        layers[layer].output = try builder.matrix(wo.name, rows: wo.rows, cols: wo.cols, floats: zeroed)
+        layers[layer].full.output = try builder.matrix(wo.name, rows: wo.rows, cols: wo.cols, floats: zeroed)
         let reference = Model(file: dense.file, config: dense.config,
                               weights: builder.weights(tokenEmbedding: dense.weights.tokenEmbedding, outputNorm: dense.weights.outputNorm,
                                                        output: dense.weights.output, layers: layers),
@@ -155,13 +156,15 @@ struct PruneIdentityTests {
         func noise(_ n: Int) -> [Float] { (0..<n).map { _ in Float(Int(rng.next() % 201) - 100) / 50 } }
         var layers = random.weights.layers
         for l in layers.indices {
-            let v = try #require(layers[l].value)
+            let p = layers[l].full, v = p.value
             let rows = constantRows ?? v.rows
             var f = v.floats()
             for i in 0..<(rows * v.cols) { f[i] = 0 }
-            layers[l].value = try builder.matrix(v.name, rows: v.rows, cols: v.cols, floats: f)
-            layers[l].valueBias = noise(rows) + Array(repeating: 0, count: v.rows - rows)
-            if outputBias { layers[l].outputBias = noise(random.config.embeddingLength) }
+            layers[l].full.value = try builder.matrix(v.name, rows: v.rows, cols: v.cols, floats: f)
+            // Q/K/V biases come together: zero query and key biases change nothing.
+            layers[l].full.biases = QKVBiases(query: Array(repeating: 0, count: p.query.rows), key: Array(repeating: 0, count: p.key.rows),
+                                              value: noise(rows) + Array(repeating: 0, count: v.rows - rows))
+            if outputBias { layers[l].frame.outputBias = noise(random.config.embeddingLength) }
         }
         return Model(file: random.file, config: random.config,
                      weights: builder.weights(tokenEmbedding: random.weights.tokenEmbedding, outputNorm: random.weights.outputNorm,
@@ -185,13 +188,13 @@ struct PruneIdentityTests {
         let outcome = try Pruner(model: dense, calibration: TinyDense.calibration(vocab: dense.config.vocabularySize),
                                  options: options, pool: pool).run()
         #expect(outcome.model.config.layers.allSatisfy { $0.attention == .full(heads: 2, kvHeads: 1, headDim: headDim) })
-        #expect(outcome.model.weights.layers.allSatisfy { $0.outputBias?.count == 64 })
+        #expect(outcome.model.weights.layers.allSatisfy { $0.attention.frame?.outputBias?.count == 64 })
 
         let tokens: [Int32] = [4, 8, 15, 16, 23, 42, 7]
         let expected = try Logits.of(dense, tokens)
         #expect(try Logits.of(outcome.model, tokens).maxAbsDifference(expected) < 1e-4)
         var uncompensated = outcome.model.weights.layers
-        for l in uncompensated.indices { uncompensated[l].outputBias = nil }
+        for l in uncompensated.indices { uncompensated[l].frame.outputBias = nil }
         let withoutBias = Model(file: dense.file, config: outcome.model.config,
                                 weights: builder.weights(tokenEmbedding: dense.weights.tokenEmbedding, outputNorm: dense.weights.outputNorm,
                                                          output: dense.weights.output, layers: uncompensated),
@@ -240,7 +243,7 @@ struct PruneIdentityTests {
                 let reloaded = try Model(path: native)
                 #expect(try Logits.of(reloaded, tokens).maxAbsDifference(expected) < 1e-4)
                 #expect(reloaded.file.metadata["harp.pruning.mean_compensation"] == .bool(true))
-                #expect(throws: HARPError.invalidArgument("layer 1: deci's none layers cannot keep an attention output bias (a compensated pruned block)")) {
+                #expect(throws: HARPError.invalidArgument("layer 1: tensor blk.1.attn_output.bias (none attention) has no place in the deci layout")) {
                     try ModelWriter.write(compensated.model, to: deci, layout: .deci)
                 }
                 #expect(!FileManager.default.fileExists(atPath: deci))
@@ -263,7 +266,7 @@ struct PruneIdentityTests {
         #expect(widths.allSatisfy { $0 % 32 == 0 && $0 <= 256 })
         let removed = Float(3 * 256 - widths.reduce(0, +)) / Float(3 * 256)
         #expect(abs(removed - 0.25) <= 0.07)
-        #expect(outcome.model.weights.layers.allSatisfy { $0.downBias?.count == 64 })
+        #expect(outcome.model.weights.layers.allSatisfy { $0.mlp.gated?.downBias?.count == 64 })
     }
 
     @Test("baselines remove the same share of KV heads as HARP's layers")

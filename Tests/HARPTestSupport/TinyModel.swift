@@ -73,50 +73,104 @@ public enum TinyModel {
 
     private static func uniqueName(_ name: String) -> String { "\(name)-\(UInt32.random(in: 0...UInt32.max))" }
 
-    /// A writer holding a dense Llama-style model; callers may edit it before writing.
+    /// The structure of `s` as a `ModelConfig` (every layer full attention with a gated MLP):
+    /// start here to build a tiny model of another configuration, edit, and pass it to
+    /// `writer(config:)`.
+    public static func config(_ s: TinyModelSpec) -> ModelConfig {
+        ModelConfig(architecture: s.architecture, embeddingLength: s.d, vocabularySize: s.vocab, contextLength: s.context,
+                    layers: (0..<s.layers).map { _ in
+                        LayerSpec(attention: .full(heads: s.heads, kvHeads: s.kvHeads, headDim: s.headDim), ffnWidth: s.ffn, ropeBase: 10_000)
+                    },
+                    normEpsilon: 1e-5, ropeDimensions: s.headDim, ropeLayout: .normal, tiedOutput: true)
+    }
+
+    /// A writer holding a dense model of `s`; callers may edit it before writing. The family's
+    /// own keys are left to the family's defaults (Gemma 2's soft-caps, ...).
     public static func writer(_ s: TinyModelSpec) throws -> GGUFWriter {
-        var rng = TestRandom(seed: s.seed)
-        var w = GGUFWriter()
-        let a = s.architecture
-        w.set("general.architecture", .string(a))
+        var w = try writer(config: config(s), seed: s.seed, type: s.type, familyKeys: false)
         w.set("general.name", .string("tiny-\(s.seed)"))
-        w.set("\(a).block_count", .uint32(UInt32(s.layers)))
-        w.set("\(a).context_length", .uint32(UInt32(s.context)))
-        w.set("\(a).embedding_length", .uint32(UInt32(s.d)))
-        func perLayer(_ v: Int) -> GGUFValue {
-            s.perLayerArrays ? .array(Array(repeating: .int32(Int32(v)), count: s.layers)) : .uint32(UInt32(v))
+        if !s.perLayerArrays {
+            let a = s.architecture
+            w.set("\(a).feed_forward_length", .uint32(UInt32(s.ffn)))
+            w.set("\(a).attention.head_count", .uint32(UInt32(s.heads)))
+            w.set("\(a).attention.head_count_kv", .uint32(UInt32(s.kvHeads)))
         }
-        w.set("\(a).feed_forward_length", perLayer(s.ffn))
-        w.set("\(a).attention.head_count", perLayer(s.heads))
-        w.set("\(a).attention.head_count_kv", perLayer(s.kvHeads))
-        w.set("\(a).attention.key_length", .uint32(UInt32(s.headDim)))
-        w.set("\(a).attention.value_length", .uint32(UInt32(s.headDim)))
-        w.set("\(a).rope.freq_base", .float32(10000))
-        w.set("\(a).attention.layer_norm_rms_epsilon", .float32(1e-5))
-        w.set("\(a).vocab_size", .uint32(UInt32(s.vocab)))
-        let scale: Float = 0.5 / Float(s.d).squareRoot() * 2
-        func matrix(_ name: String, rows: Int, cols: Int) throws {
-            try w.addTensor(name: name, shape: [cols, rows], type: s.type, floats: rng.floats(rows * cols, scale: scale * 1.7))
-        }
-        func norm(_ name: String) throws {
-            try w.addTensor(name: name, shape: [s.d], type: .f32, floats: (0..<s.d).map { _ in 1 + rng.float(0.2) })
-        }
-        try w.addTensor(name: "token_embd.weight", shape: [s.d, s.vocab], type: s.type, floats: rng.floats(s.vocab * s.d, scale: 1))
-        for l in 0..<s.layers {
-            let p = "blk.\(l)."
-            try norm(p + "attn_norm.weight")
-            try matrix(p + "attn_q.weight", rows: s.heads * s.headDim, cols: s.d)
-            try matrix(p + "attn_k.weight", rows: s.kvHeads * s.headDim, cols: s.d)
-            try matrix(p + "attn_v.weight", rows: s.kvHeads * s.headDim, cols: s.d)
-            try matrix(p + "attn_output.weight", rows: s.d, cols: s.heads * s.headDim)
-            try norm(p + "ffn_norm.weight")
-            try matrix(p + "ffn_gate.weight", rows: s.ffn, cols: s.d)
-            try matrix(p + "ffn_up.weight", rows: s.ffn, cols: s.d)
-            try matrix(p + "ffn_down.weight", rows: s.d, cols: s.ffn)
-        }
-        try norm("output_norm.weight")
         return w
     }
+
+    /// A model of any supported architecture and structure with seeded random weights: the keys
+    /// `ModelWriter` writes for `config` and every tensor the architecture's schema requires,
+    /// plus the optional layer tensors named in `optional` (biases, ...) where the layer has a
+    /// slot for them, an untied `output.weight` when `config.tiedOutput` is false, and
+    /// `rope_freqs.weight` when `ropeFrequencyFactors` is given. `tokenizer` copies a real
+    /// vocabulary's `tokenizer.*` keys (the vocabulary size must match `config`).
+    /// `familyKeys: false` leaves the family's own keys (soft-caps, windows) unset.
+    public static func writer(config: ModelConfig, seed: UInt64 = 1, type: GGMLType = .f32,
+                              optional: Set<LayerTensor> = [], ropeFrequencyFactors: [Float]? = nil,
+                              tokenizer: GGUFFile? = nil, familyKeys: Bool = true) throws -> GGUFWriter {
+        guard let schema = ArchitectureSchema.named(config.architecture) else {
+            throw HARPError.invalidArgument("no schema for architecture \(config.architecture)")
+        }
+        var rng = TestRandom(seed: seed)
+        var w = GGUFWriter()
+        if let tokenizer { w.copyMetadata(from: tokenizer) { !$0.hasPrefix("tokenizer.") } }
+        try ModelWriter.writeStructure(config, into: &w)
+        let a = config.architecture
+        if !familyKeys {
+            for key in w.metadata.map(\.key) where key.hasPrefix("\(a).") && !commonKeys.contains(String(key.dropFirst(a.count + 1))) {
+                w.remove(key)
+            }
+        }
+        if config.layers.allSatisfy({ $0.attention.needsKVCache }) { w.remove("harp.attention.kind") }
+        w.set("general.name", .string("tiny-\(seed)"))
+        let d = config.embeddingLength
+        let scale: Float = 0.5 / Float(d).squareRoot() * 2
+        let slots = schema.tensorSlots(config)
+        // Biases and query/key norms come in groups: asking for one member asks for its group.
+        let groups: [Set<LayerTensor>] = [[.queryBias, .keyBias, .valueBias], [.queryNorm, .keyNorm]]
+        func wanted(_ role: LayerTensor, layer: Int) -> Bool {
+            if optional.contains(role) { return true }
+            guard let group = groups.first(where: { $0.contains(role) }) else { return false }
+            let present = Set(slots.compactMap { slot -> LayerTensor? in
+                if case .layer(layer, let t) = slot.role, group.contains(t) { return t }
+                return nil
+            })
+            return present == group && !present.isDisjoint(with: optional)
+        }
+        for slot in slots {
+            let floats: [Float]
+            switch slot.role {
+            case .tokenEmbedding:
+                floats = rng.floats(slot.shape.reduce(1, *), scale: 1)
+            case .output:
+                guard !config.tiedOutput else { continue }
+                floats = rng.floats(slot.shape.reduce(1, *), scale: scale * 1.7)
+            case .outputNorm:
+                floats = (0..<slot.shape[0]).map { _ in 1 + rng.float(0.2) }
+            case .ropeFrequencies:
+                guard let ropeFrequencyFactors else { continue }
+                floats = ropeFrequencyFactors
+            case .layer(let l, let role):
+                guard slot.presence == .required || wanted(role, layer: l) else { continue }
+                if role.isMatrix {
+                    floats = rng.floats(slot.shape.reduce(1, *), scale: scale * 1.7)
+                } else if role.rawValue.hasSuffix(".bias") {
+                    floats = rng.floats(slot.shape[0], scale: 0.1)
+                } else {
+                    floats = (0..<slot.shape[0]).map { _ in 1 + rng.float(0.2) }
+                }
+            }
+            try w.addTensor(name: slot.name, shape: slot.shape, type: slot.isMatrix ? type : .f32, floats: floats)
+        }
+        return w
+    }
+
+    /// The structural keys every family shares (suffixes after `<arch>.`).
+    private static let commonKeys: Set<String> = [
+        "block_count", "context_length", "embedding_length", "feed_forward_length", "attention.head_count",
+        "attention.head_count_kv", "attention.key_length", "attention.value_length", "attention.layer_norm_rms_epsilon",
+        "rope.freq_base", "rope.dimension_count", "rope.scale_linear", "vocab_size",
+    ]
 
     /// Writes the model to a temporary file and loads it.
     public static func load(_ writer: GGUFWriter, weights: WeightFormat = .native) throws -> (Model, String) {
@@ -131,5 +185,28 @@ extension Array where Element == Float {
     public func maxAbsDifference(_ other: [Float]) -> Float {
         precondition(count == other.count, "compared arrays differ in length")
         return zip(self, other).reduce(0) { Swift.max($0, abs($1.0 - $1.1)) }
+    }
+}
+
+extension LayerWeights {
+    /// Test convenience: the projections of a full-attention layer, which the test knows it has.
+    public var full: FullAttentionWeights {
+        get {
+            guard case .full(_, let p) = attention else { preconditionFailure("not a full-attention layer") }
+            return p
+        }
+        set {
+            guard case .full(let frame, _) = attention else { preconditionFailure("not a full-attention layer") }
+            attention = .full(frame, newValue)
+        }
+    }
+
+    /// Test convenience: the attention block's norm/bias frame, which the test knows it has.
+    public var frame: BlockFrame {
+        get {
+            guard let f = attention.frame else { preconditionFailure("no attention block") }
+            return f
+        }
+        set { attention.frame = newValue }
     }
 }

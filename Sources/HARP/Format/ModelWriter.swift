@@ -37,13 +37,18 @@ public enum ModelWriter {
                 || key == "general.architecture" || key == "general.file_type"
         }
         w.set("general.architecture", .string(arch))
-        try writeStructure(c, into: &w, arch: arch, layout: layout)
+        try writeStructure(c, into: &w, layout: layout)
         for (k, v) in extraMetadata { w.set(k, v) }
         try writeTensors(model, into: &w, layout: layout, type: type)
         return w
     }
 
-    private static func writeStructure(_ c: ModelConfig, into w: inout GGUFWriter, arch: String, layout: ModelLayout) throws {
+    /// Sets the keys that state `c`'s structure in `layout` — the common ones every family reads
+    /// (`DecoderLoader.readConfig`) and, in the native layout, the family's own (its schema's
+    /// `writeKeys`) — plus `general.architecture`.
+    public static func writeStructure(_ c: ModelConfig, into w: inout GGUFWriter, layout: ModelLayout = .native) throws {
+        let arch = layout == .deci ? "deci" : c.architecture
+        w.set("general.architecture", .string(arch))
         let headDim = c.layers.compactMap { spec -> Int? in
             switch spec.attention {
             case .full(_, _, let hd), .valueOnly(_, let hd): return hd
@@ -83,57 +88,80 @@ public enum ModelWriter {
         w.set("\(arch).vocab_size", .uint32(UInt32(c.vocabularySize)))
         if layout == .native {
             w.set("harp.attention.kind", .array(c.layers.map { .string($0.attention.name) }))
+            for (suffix, value) in try ArchitectureSchema.named(arch)?.writeKeys?(c) ?? [] { w.set("\(arch).\(suffix)", value) }
         }
     }
 
+    /// The model's tensors in the target layout, each checked against the target schema's slot
+    /// (name, shape, presence): a tensor the layout has no slot for, or a required slot left
+    /// empty, is refused rather than dropped.
     private static func writeTensors(_ model: Model, into w: inout GGUFWriter, layout: ModelLayout, type: GGMLType?) throws {
         let c = model.config, weights = model.weights
-        let builder = WeightBuilder()
-        func add(_ name: String, _ m: WeightMatrix, convert: Bool = true) throws {
-            var m = m
-            if convert, let type { m = try builder.converted(m, to: type) }
-            let bytes = Array(UnsafeRawBufferPointer(start: m.data, count: m.byteCount))
-            try w.addTensor(name: name, shape: [m.cols, m.rows], type: m.type, data: bytes)
+        let arch = layout == .deci ? "deci" : c.architecture
+        guard let schema = ArchitectureSchema.named(arch) else {
+            throw HARPError.invalidArgument("architecture '\(arch)' has no GGUF layout to write")
         }
-        func add(_ name: String, _ v: [Float]?) throws {
-            guard let v else { return }
-            try w.addTensor(name: name, shape: [v.count], type: .f32, floats: v)
-        }
-        let fullPrecision: Set<GGMLType> = [.f32, .f16, .bf16]
-        try add("token_embd.weight", weights.tokenEmbedding, convert: type.map(fullPrecision.contains) ?? false)
-        try add("output_norm.weight", weights.outputNorm)
-        if !c.tiedOutput { try add("output.weight", weights.output) }
-        for (l, spec) in c.layers.enumerated() {
-            let p = "blk.\(l).", lw = weights.layers[l]
-            try add(p + "attn_norm.weight", lw.attentionNorm)
-            // llama.cpp's deci graph adds attn_output.bias only after full attention.
-            if layout == .deci, lw.outputBias != nil, !spec.attention.needsKVCache {
-                throw HARPError.invalidArgument("layer \(l): deci's \(spec.attention.name) layers cannot keep an attention output bias (a compensated pruned block)")
+        // The structure as the target layout states it: deci stores value-only layers fused (linear).
+        var target = c
+        if layout == .deci {
+            for l in target.layers.indices where { if case .valueOnly = target.layers[l].attention { return true }; return false }() {
+                target.layers[l].attention = .linear
             }
-            if case .valueOnly = spec.attention, layout == .deci {
-                guard let v = lw.value, let o = lw.output else { continue }
-                guard lw.valueBias == nil else {
+        }
+        let builder = WeightBuilder()
+        let fullPrecision: Set<GGMLType> = [.f32, .f16, .bf16]
+        var values: [TensorSlot.Role: TensorValue] = [:]
+        values[.tokenEmbedding] = .matrix(weights.tokenEmbedding)
+        values[.outputNorm] = .vector(weights.outputNorm)
+        if !c.tiedOutput { values[.output] = .matrix(weights.output) }
+        if let f = weights.ropeFrequencyFactors { values[.ropeFrequencies] = .vector(f) }
+        var order: [TensorSlot.Role] = [.tokenEmbedding, .outputNorm, .output, .ropeFrequencies]
+        var converted: Set<TensorSlot.Role> = []  // already in their final type
+        for l in c.layers.indices {
+            var layer = weights.layers[l]
+            if layout == .deci, case .valueOnly(let frame, let v, let valueBias, let o) = layer.attention {
+                guard valueBias == nil else {
                     throw HARPError.invalidArgument("layer \(l): a value bias cannot be fused into the deci layout")
                 }
-                try add(p + "attn_output.weight", try fuse(output: o, value: v, builder: builder, type: type ?? fusedType(source: o.type, cols: v.cols)), convert: false)
-            } else {
-                for (suffix, m) in [("attn_q", lw.query), ("attn_k", lw.key), ("attn_v", lw.value), ("attn_output", lw.output)] {
-                    if let m { try add(p + suffix + ".weight", m) }
+                let fused = try fuse(output: o, value: v, builder: builder, type: type ?? fusedType(source: o.type, cols: v.cols))
+                layer.attention = .linear(frame, output: fused)
+                converted.insert(.layer(l, .output))
+            }
+            for (role, value) in layer.tensors { values[.layer(l, role)] = value }
+            order += layer.tensors.map { .layer(l, $0.0) }
+        }
+        var written: Set<TensorSlot.Role> = []
+        for slot in schema.tensorSlots(target) {
+            guard let value = values[slot.role] else {
+                guard slot.presence != .required else {
+                    throw HARPError.invalidArgument("the \(arch) layout needs tensor \(slot.name), which the model does not have")
                 }
-                try add(p + "attn_q.bias", lw.queryBias)
-                try add(p + "attn_k.bias", lw.keyBias)
-                try add(p + "attn_v.bias", lw.valueBias)
-                try add(p + "attn_output.bias", lw.outputBias)
-                try add(p + "attn_q_norm.weight", lw.queryNorm)
-                try add(p + "attn_k_norm.weight", lw.keyNorm)
+                continue
             }
-            try add(p + "post_attention_norm.weight", lw.postAttentionNorm)
-            try add(p + "ffn_norm.weight", lw.ffnNorm)
-            for (suffix, m) in [("ffn_gate", lw.gate), ("ffn_up", lw.up), ("ffn_down", lw.down)] {
-                if let m { try add(p + suffix + ".weight", m) }
+            written.insert(slot.role)
+            switch value {
+            case .matrix(var m):
+                guard [m.cols, m.rows] == slot.shape else {
+                    throw HARPError.invalidArgument("tensor \(slot.name) is \(m.rows) × \(m.cols), the \(arch) layout expects \(slot.shape[1]) × \(slot.shape[0])")
+                }
+                let keepType = converted.contains(slot.role) || (slot.role == .tokenEmbedding && !(type.map(fullPrecision.contains) ?? false))
+                if let type, !keepType { m = try builder.converted(m, to: type) }
+                try w.addTensor(name: slot.name, shape: slot.shape, type: m.type,
+                                data: Array(UnsafeRawBufferPointer(start: m.data, count: m.byteCount)))
+            case .vector(let v):
+                guard [v.count] == slot.shape else {
+                    throw HARPError.invalidArgument("tensor \(slot.name) has \(v.count) values, the \(arch) layout expects \(slot.shape[0])")
+                }
+                try w.addTensor(name: slot.name, shape: slot.shape, type: .f32, floats: v)
             }
-            try add(p + "ffn_down.bias", lw.downBias)
-            try add(p + "post_ffw_norm.weight", lw.postFFNNorm)
+        }
+        if let role = order.first(where: { values[$0] != nil && !written.contains($0) }) {
+            let what: String
+            switch role {
+            case .layer(let l, let t): what = "layer \(l): tensor \(t.name(layer: l)) (\(c.layers[l].attention.name) attention)"
+            default: what = "tensor \(role)"
+            }
+            throw HARPError.invalidArgument("\(what) has no place in the \(arch) layout")
         }
     }
 

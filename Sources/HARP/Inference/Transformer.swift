@@ -116,50 +116,51 @@ public final class Transformer: @unchecked Sendable {  // single-threaded use by
         let d = config.embeddingLength
         observer?.layerInput(layer, hidden: UnsafeBufferPointer(hidden), rows: t)
 
-        if spec.attention != .none, let norm = w.attentionNorm {
+        if let frame = w.attention.frame {
             let xn = scratch.normed.reserve(t * d)
-            hk_rmsnorm(x, norm, xn, Int64(d), Int64(t), config.normEpsilon)
+            hk_rmsnorm(x, frame.norm, xn, Int64(d), Int64(t), config.normEpsilon)
             observer?.attentionInput(layer, normed: UnsafeBufferPointer(start: xn, count: t * d), rows: t)
             let out = scratch.blockOut.reserve(t * d)
-            switch spec.attention {
-            case .full(let heads, let kvHeads, let headDim):
-                fullAttention(layer: layer, w: w, heads: heads, kvHeads: kvHeads, headDim: headDim,
+            switch (spec.attention, w.attention) {
+            case (.full(let heads, let kvHeads, let headDim), .full(_, let p)):
+                fullAttention(layer: layer, p: p, heads: heads, kvHeads: kvHeads, headDim: headDim,
                               spec: spec, input: xn, output: out, batch: batch, cache: cache, observer: observer)
-            case .valueOnly(let kvHeads, let headDim):
+            case (.valueOnly(let kvHeads, let headDim), .valueOnly(_, let value, let valueBias, let output)):
                 // Each token attends only to itself: softmax over one score is 1, so the block is W_O′·W_V·x.
                 let v = scratch.v.reserve(t * kvHeads * headDim)
-                matmul(w.value, xn, rows: t, into: v)
-                addBias(w.valueBias, to: v, rows: t)
-                matmul(w.output, v, rows: t, into: out)
-            case .linear:
-                matmul(w.output, xn, rows: t, into: out)
-            case .none:
-                break
+                matmul(value, xn, rows: t, into: v)
+                addBias(valueBias, to: v, rows: t)
+                matmul(output, v, rows: t, into: out)
+            case (.linear, .linear(_, let output)):
+                matmul(output, xn, rows: t, into: out)
+            default:
+                preconditionFailure("layer \(layer): \(spec.attention.name) spec with \(w.attention.kindName) weights")
             }
-            addBias(w.outputBias, to: out, rows: t)
-            if let post = w.postAttentionNorm { hk_rmsnorm(out, post, out, Int64(d), Int64(t), config.normEpsilon) }
+            addBias(frame.outputBias, to: out, rows: t)
+            if let post = frame.postNorm { hk_rmsnorm(out, post, out, Int64(d), Int64(t), config.normEpsilon) }
             hk_axpy(1, out, x, Int64(t * d))
-        } else if spec.attention == .none {
+        } else if case .none(let constant) = w.attention {
             // A pruned block reduced to its mean output (the pruner's compensation) is a constant.
-            addBias(w.outputBias, to: x, rows: t)
+            addBias(constant, to: x, rows: t)
         }
 
-        if spec.ffnWidth > 0, let norm = w.ffnNorm {
+        if case .gated(let mlp) = w.mlp {
             let f = spec.ffnWidth
+            precondition(f == mlp.gate.rows, "layer \(layer): ffnWidth \(f) with a gate of \(mlp.gate.rows) rows")
             let xn = scratch.normed.reserve(t * d)
-            hk_rmsnorm(x, norm, xn, Int64(d), Int64(t), config.normEpsilon)
+            hk_rmsnorm(x, mlp.norm, xn, Int64(d), Int64(t), config.normEpsilon)
             let gate = scratch.gate.reserve(t * f), up = scratch.up.reserve(t * f)
-            matmul(w.gate, xn, rows: t, into: gate)
-            matmul(w.up, xn, rows: t, into: up)
+            matmul(mlp.gate, xn, rows: t, into: gate)
+            matmul(mlp.up, xn, rows: t, into: up)
             switch config.activation {
             case .silu: hk_silu_mul(gate, up, gate, Int64(t * f))
             case .gelu: hk_gelu_mul(gate, up, gate, Int64(t * f))
             }
             observer?.ffnHidden(layer, hidden: UnsafeBufferPointer(start: gate, count: t * f), rows: t)
             let out = scratch.blockOut.reserve(t * d)
-            matmul(w.down, gate, rows: t, into: out)
-            addBias(w.downBias, to: out, rows: t)
-            if let post = w.postFFNNorm { hk_rmsnorm(out, post, out, Int64(d), Int64(t), config.normEpsilon) }
+            matmul(mlp.down, gate, rows: t, into: out)
+            addBias(mlp.downBias, to: out, rows: t)
+            if let post = mlp.postNorm { hk_rmsnorm(out, post, out, Int64(d), Int64(t), config.normEpsilon) }
             hk_axpy(1, out, x, Int64(t * d))
         }
         observer?.layerOutput(layer, hidden: UnsafeBufferPointer(hidden), rows: t)
@@ -186,27 +187,31 @@ public final class Transformer: @unchecked Sendable {  // single-threaded use by
 
     // MARK: - Attention
 
-    private func fullAttention(layer: Int, w: LayerWeights, heads: Int, kvHeads: Int, headDim: Int, spec: LayerSpec,
+    private func fullAttention(layer: Int, p: FullAttentionWeights, heads: Int, kvHeads: Int, headDim: Int, spec: LayerSpec,
                                input xn: UnsafeMutablePointer<Float>, output out: UnsafeMutablePointer<Float>,
                                batch: Batch, cache: KVCache?, observer: ForwardObserver?) {
         let t = batch.count
         let qWidth = heads * headDim, kvWidth = kvHeads * headDim
         let q = scratch.q.reserve(t * qWidth), k = scratch.k.reserve(t * kvWidth), v = scratch.v.reserve(t * kvWidth)
-        matmul(w.query, xn, rows: t, into: q)
-        matmul(w.key, xn, rows: t, into: k)
-        matmul(w.value, xn, rows: t, into: v)
-        addBias(w.queryBias, to: q, rows: t)
-        addBias(w.keyBias, to: k, rows: t)
-        addBias(w.valueBias, to: v, rows: t)
-        if let qn = w.queryNorm, let kn = w.keyNorm {
-            hk_rmsnorm(q, qn, q, Int64(headDim), Int64(t * heads), config.normEpsilon)
-            hk_rmsnorm(k, kn, k, Int64(headDim), Int64(t * kvHeads), config.normEpsilon)
+        matmul(p.query, xn, rows: t, into: q)
+        matmul(p.key, xn, rows: t, into: k)
+        matmul(p.value, xn, rows: t, into: v)
+        if let b = p.biases {
+            addBias(b.query, to: q, rows: t)
+            addBias(b.key, to: k, rows: t)
+            addBias(b.value, to: v, rows: t)
+        }
+        if let norms = p.queryKeyNorms {
+            hk_rmsnorm(q, norms.query, q, Int64(headDim), Int64(t * heads), config.normEpsilon)
+            hk_rmsnorm(k, norms.key, k, Int64(headDim), Int64(t * kvHeads), config.normEpsilon)
         }
         let neox: Int32 = config.ropeLayout == .neox ? 1 : 0
-        for i in 0..<t {
-            let pos = Int64(batch.positions[i])
-            hk_rope(q + i * qWidth, Int64(heads), Int64(headDim), Int64(config.ropeDimensions), pos, spec.ropeBase, config.ropeFreqScale, neox)
-            hk_rope(k + i * kvWidth, Int64(kvHeads), Int64(headDim), Int64(config.ropeDimensions), pos, spec.ropeBase, config.ropeFreqScale, neox)
+        withOptionalBuffer(model.weights.ropeFrequencyFactors) { factors in
+            for i in 0..<t {
+                let pos = Int64(batch.positions[i]), n = Int64(config.ropeDimensions)
+                hk_rope(q + i * qWidth, Int64(heads), Int64(headDim), n, pos, spec.ropeBase, config.ropeFreqScale, factors, neox)
+                hk_rope(k + i * kvWidth, Int64(kvHeads), Int64(headDim), n, pos, spec.ropeBase, config.ropeFreqScale, factors, neox)
+            }
         }
         let attended = scratch.attended.reserve(t * qWidth)
         let queries = scratch.queries.reserve(t)
@@ -242,7 +247,7 @@ public final class Transformer: @unchecked Sendable {  // single-threaded use by
                          attentionScale(headDim), config.attentionSoftcap ?? 0)
         }
         observer?.attentionValues(layer, attended: UnsafeBufferPointer(start: attended, count: t * qWidth), rows: t)
-        matmul(w.output, attended, rows: t, into: out)
+        matmul(p.output, attended, rows: t, into: out)
     }
 
     /// Moves each sequence's sliding-window buffer so the positions of `rows` fit behind their windows.
@@ -264,10 +269,15 @@ public final class Transformer: @unchecked Sendable {  // single-threaded use by
     // MARK: - Helpers
 
     /// out (rows × W.rows) = x (rows × W.cols) · Wᵀ
-    private func matmul(_ w: WeightMatrix?, _ x: UnsafePointer<Float>, rows: Int, into out: UnsafeMutablePointer<Float>) {
-        guard let w else { return }
+    private func matmul(_ w: WeightMatrix, _ x: UnsafePointer<Float>, rows: Int, into out: UnsafeMutablePointer<Float>) {
         hk_matmul(pool.raw, Int32(w.type.rawValue), w.data, Int64(w.rows), Int64(w.cols),
                   x, Int64(w.cols), Int64(rows), out, Int64(w.rows))
+    }
+
+    /// Calls `body` with a pointer to `values`, or nil when there are none.
+    private func withOptionalBuffer(_ values: [Float]?, _ body: (UnsafePointer<Float>?) -> Void) {
+        guard let values else { return body(nil) }
+        values.withUnsafeBufferPointer { body($0.baseAddress) }
     }
 
     private func addBias(_ bias: [Float]?, to y: UnsafeMutablePointer<Float>, rows: Int) {

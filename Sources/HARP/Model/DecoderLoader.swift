@@ -1,30 +1,14 @@
-/// What distinguishes one decoder-only architecture from another when reading its GGUF file.
-/// Each supported architecture declares one of these in its own file under `Architectures/`.
-struct ArchitectureTraits: Sendable {
-    var ropeLayout: RopeLayout
-    var activation: GateActivation = .silu
-    /// Q/K/V biases are part of the architecture (Qwen2); otherwise they are optional.
-    var attentionBiases = false
-    /// Embeddings are multiplied by √d (Gemma).
-    var scalesEmbedding = false
-    var sandwichNorms = false
-    var queryKeyNorms = false
-    var defaultNormEpsilon: Float = 1e-5
-    /// Family-specific settings read after the common ones (sliding windows, soft-capping, ...).
-    var customize: (@Sendable (inout ModelConfig, ModelMetadata) throws -> Void)? = nil
-}
-
-/// Reads the common decoder-only structure (llama.cpp's key and tensor names) of any
-/// architecture in `ModelLoader.architectures`.
+/// Reads the common decoder-only structure (llama.cpp's key names) of any architecture in
+/// `ArchitectureSchema.all`, and its tensors as the architecture's schema lays them out.
 enum DecoderLoader {
-    static func load(metadata meta: ModelMetadata, traits: ArchitectureTraits,
+    static func load(metadata meta: ModelMetadata, schema: ArchitectureSchema,
                      tensors: TensorLoader) throws -> (ModelConfig, ModelWeights) {
-        let config = try readConfig(meta, traits: traits)
-        let weights = try readWeights(config, traits: traits, tensors: tensors)
+        let config = try readConfig(meta, schema: schema)
+        let weights = try readWeights(config, schema: schema, tensors: tensors)
         return (config, weights)
     }
 
-    static func readConfig(_ meta: ModelMetadata, traits: ArchitectureTraits) throws -> ModelConfig {
+    static func readConfig(_ meta: ModelMetadata, schema traits: ArchitectureSchema) throws -> ModelConfig {
         let layerCount = try meta.int("block_count")
         guard (1...4096).contains(layerCount) else { throw meta.fail("\(meta.architecture).block_count is \(layerCount)") }
         let d = try meta.int("embedding_length")
@@ -75,8 +59,7 @@ enum DecoderLoader {
                 guard kv > 0 else { throw meta.fail("layer \(l): value-only attention needs head_count_kv > 0") }
             case .linear, .none: break
             }
-            layers.append(LayerSpec(attention: attention, ffnWidth: ffn[l], attentionBiases: traits.attentionBiases,
-                                    ropeBase: ropeBase))
+            layers.append(LayerSpec(attention: attention, ffnWidth: ffn[l], ropeBase: ropeBase))
         }
 
         let vocab: Int
@@ -93,83 +76,103 @@ enum DecoderLoader {
             layers: layers,
             normEpsilon: try meta.float("attention.layer_norm_rms_epsilon", default: traits.defaultNormEpsilon),
             ropeDimensions: try meta.optionalInt("rope.dimension_count") ?? headDim,
-            ropeFreqScale: 1 / (try meta.float("rope.scale_linear", default: 1)),
+            ropeFreqScale: try ropeFrequencyScale(meta),
             ropeLayout: traits.ropeLayout,
             activation: traits.activation,
             tiedOutput: meta.file.tensor(named: "output.weight") == nil,
             embeddingScale: traits.scalesEmbedding ? Float(d).squareRoot() : 1,
             sandwichNorms: traits.sandwichNorms,
-            queryKeyNorms: traits.queryKeyNorms)
+            queryKeyNorms: traits.hasQueryKeyNorms)
         guard config.ropeDimensions > 0, config.ropeDimensions <= headDim, config.ropeDimensions % 2 == 0 else {
             throw meta.fail("\(meta.architecture).rope.dimension_count \(config.ropeDimensions) does not fit head dimension \(headDim)")
         }
-        try traits.customize?(&config, meta)
+        try traits.readKeys?(&config, meta)
         return config
     }
 
-    static func readWeights(_ config: ModelConfig, traits: ArchitectureTraits, tensors t: TensorLoader) throws -> ModelWeights {
-        let d = config.embeddingLength
-        let embedding = try t.matrix("token_embd.weight", rows: config.vocabularySize, cols: d, context: "token embedding")
-        let output = config.tiedOutput ? embedding
-            : try t.matrix("output.weight", rows: config.vocabularySize, cols: d, context: "output")
-        let outputNorm = try t.vector("output_norm.weight", count: d, context: "output norm")
+    /// RoPE frequency scaling as llama.cpp reads it (`llama_model_base::load_hparams`, then the
+    /// context): `rope.scaling.type` defaults to linear, whose scale is 1 / `rope.scaling.factor`
+    /// (or the older `rope.scale_linear`; 0 or absent: 1); `none` never scales. YaRN and LongRoPE
+    /// need extrapolation mixing and magnitude scaling this runtime does not implement, so they
+    /// are refused, as is any type llama.cpp does not know (it aborts on those). Llama 3.1's
+    /// "llama3" scaling has no key: the converter bakes it into `rope_freqs.weight`.
+    static func ropeFrequencyScale(_ meta: ModelMetadata) throws -> Float {
+        let typeKey = "\(meta.architecture).rope.scaling.type"
+        let type: String
+        if let value = meta["rope.scaling.type"] {
+            guard let string = value.stringValue else { throw meta.fail("metadata key \(typeKey) must be a string, got \(value.summary)") }
+            type = string
+        } else {
+            type = "linear"
+        }
+        if let attn = try meta.optionalFloat("rope.scaling.attn_factor"), attn != 1 {
+            throw meta.fail("metadata key \(meta.architecture).rope.scaling.attn_factor = \(attn) is not supported (RoPE magnitude scaling)")
+        }
+        switch type {
+        case "none":
+            return 1
+        case "linear":
+            let factor = try meta.optionalFloat("rope.scaling.factor") ?? meta.optionalFloat("rope.scale_linear") ?? 0
+            guard factor >= 0 else { throw meta.fail("metadata key \(meta.architecture).rope.scaling.factor is \(factor)") }
+            return factor == 0 ? 1 : 1 / factor
+        case "yarn", "longrope":
+            throw meta.fail("metadata key \(typeKey) = '\(type)' is not supported (supported: none, linear; Llama 3.1 scaling comes as rope_freqs.weight)")
+        default:
+            throw meta.fail("metadata key \(typeKey) = '\(type)' is not a RoPE scaling type llama.cpp knows (none, linear, yarn, longrope)")
+        }
+    }
 
+    /// Loads every slot of the schema and checks that no tensor of the file is left over.
+    static func readWeights(_ config: ModelConfig, schema: ArchitectureSchema, tensors t: TensorLoader) throws -> ModelWeights {
+        let path = t.file.path
+        func fail(_ reason: String) -> HARPError { .invalidModel(path: path, reason: reason) }
+        let slots = schema.tensorSlots(config)
+        var embedding: WeightMatrix?, output: WeightMatrix?, outputNorm: [Float]?, factors: [Float]?
+        var layerTensors = [[LayerTensor: TensorValue]](repeating: [:], count: config.layerCount)
+        for slot in slots {
+            if slot.presence == .optional, !t.has(slot.name) { continue }
+            let context: String
+            if case .layer(let l, _) = slot.role { context = "layer \(l)" } else { context = slot.name }
+            let value: TensorValue = slot.isMatrix
+                ? .matrix(try t.matrix(slot.name, rows: slot.shape[1], cols: slot.shape[0], context: context))
+                : .vector(try t.vector(slot.name, count: slot.shape[0], context: context))
+            switch (slot.role, value) {
+            case (.tokenEmbedding, .matrix(let m)): embedding = m
+            case (.output, .matrix(let m)): output = m
+            case (.outputNorm, .vector(let v)): outputNorm = v
+            case (.ropeFrequencies, .vector(let v)): factors = v
+            case (.layer(let l, let role), _): layerTensors[l][role] = value
+            default: throw fail("internal: tensor \(slot.name) loaded as the wrong kind")
+            }
+        }
+        // After the slots, so a missing or misshapen tensor is reported as such first.
+        let claimed = Set(slots.map(\.name))
+        if let stray = t.file.tensors.first(where: { !claimed.contains($0.name) }) {
+            throw fail("tensor \(stray.name) has no role in the \(schema.name) layout\(strayContext(stray.name, config))")
+        }
+        guard let embedding, let outputNorm else { throw fail("missing tensor token_embd.weight or output_norm.weight") }
+        if let factors, let bad = factors.firstIndex(where: { !($0.isFinite && $0 > 0) }) {
+            throw fail("tensor rope_freqs.weight: factor \(bad) is \(factors[bad]), not a positive number")
+        }
         var layers: [LayerWeights] = []
         for (l, spec) in config.layers.enumerated() {
-            let p = "blk.\(l)."
-            let ctx = "layer \(l)"
-            var w = LayerWeights()
-            switch spec.attention {
-            case .full(let heads, let kvHeads, let headDim):
-                let qWidth = heads * headDim, kvWidth = kvHeads * headDim
-                w.attentionNorm = try t.vector(p + "attn_norm.weight", count: d, context: ctx)
-                w.query = try t.matrix(p + "attn_q.weight", rows: qWidth, cols: d, context: ctx)
-                w.key = try t.matrix(p + "attn_k.weight", rows: kvWidth, cols: d, context: ctx)
-                w.value = try t.matrix(p + "attn_v.weight", rows: kvWidth, cols: d, context: ctx)
-                w.output = try t.matrix(p + "attn_output.weight", rows: d, cols: qWidth, context: ctx)
-                if spec.attentionBiases {
-                    w.queryBias = try t.vector(p + "attn_q.bias", count: qWidth, context: ctx)
-                    w.keyBias = try t.vector(p + "attn_k.bias", count: kvWidth, context: ctx)
-                    w.valueBias = try t.vector(p + "attn_v.bias", count: kvWidth, context: ctx)
-                } else {
-                    w.queryBias = try t.optionalVector(p + "attn_q.bias", count: qWidth, context: ctx)
-                    w.keyBias = try t.optionalVector(p + "attn_k.bias", count: kvWidth, context: ctx)
-                    w.valueBias = try t.optionalVector(p + "attn_v.bias", count: kvWidth, context: ctx)
-                }
-                if config.queryKeyNorms {
-                    w.queryNorm = try t.vector(p + "attn_q_norm.weight", count: headDim, context: ctx)
-                    w.keyNorm = try t.vector(p + "attn_k_norm.weight", count: headDim, context: ctx)
-                }
-            case .valueOnly(let kvHeads, let headDim):
-                let kvWidth = kvHeads * headDim
-                w.attentionNorm = try t.vector(p + "attn_norm.weight", count: d, context: ctx)
-                w.value = try t.matrix(p + "attn_v.weight", rows: kvWidth, cols: d, context: ctx)
-                w.output = try t.matrix(p + "attn_output.weight", rows: d, cols: kvWidth, context: ctx)
-                w.valueBias = try t.optionalVector(p + "attn_v.bias", count: kvWidth, context: ctx)
-            case .linear:
-                w.attentionNorm = try t.vector(p + "attn_norm.weight", count: d, context: ctx)
-                w.output = try t.matrix(p + "attn_output.weight", rows: d, cols: d, context: ctx)
-            case .none:
-                break
+            do {
+                layers.append(try LayerWeights(kind: spec.attention, hasMLP: spec.ffnWidth > 0, tensors: layerTensors[l],
+                                               describe: { $0.name(layer: l) }))
+            } catch HARPError.invalidArgument(let reason) {
+                throw fail("layer \(l): \(reason)")
             }
-            w.outputBias = try t.optionalVector(p + "attn_output.bias", count: d, context: ctx)
-            if config.sandwichNorms && spec.attention != .none {
-                w.postAttentionNorm = try t.vector(p + "post_attention_norm.weight", count: d, context: ctx)
-            }
-            if spec.ffnWidth > 0 {
-                let f = spec.ffnWidth
-                w.ffnNorm = try t.vector(p + "ffn_norm.weight", count: d, context: ctx)
-                w.gate = try t.matrix(p + "ffn_gate.weight", rows: f, cols: d, context: ctx)
-                w.up = try t.matrix(p + "ffn_up.weight", rows: f, cols: d, context: ctx)
-                w.down = try t.matrix(p + "ffn_down.weight", rows: d, cols: f, context: ctx)
-                w.downBias = try t.optionalVector(p + "ffn_down.bias", count: d, context: ctx)
-                if config.sandwichNorms {
-                    w.postFFNNorm = try t.vector(p + "post_ffw_norm.weight", count: d, context: ctx)
-                }
-            }
-            layers.append(w)
         }
-        return ModelWeights(tokenEmbedding: embedding, outputNorm: outputNorm, output: output,
-                            layers: layers, storage: t.storage)
+        return ModelWeights(tokenEmbedding: embedding, outputNorm: outputNorm, output: output ?? embedding, layers: layers,
+                            ropeFrequencyFactors: factors, storage: t.storage)
+    }
+
+    /// Why a layer tensor has no slot: the layer's kind as the metadata gives it.
+    private static func strayContext(_ name: String, _ config: ModelConfig) -> String {
+        let parts = name.split(separator: ".", maxSplits: 2)
+        guard parts.count == 3, parts[0] == "blk", let l = Int(parts[1]) else { return "" }
+        guard config.layers.indices.contains(l) else { return " (the model has \(config.layerCount) layers)" }
+        let spec = config.layers[l]
+        return " (layer \(l): \(spec.attention.name) attention, feed_forward_length \(spec.ffnWidth))"
     }
 }

@@ -33,21 +33,14 @@ public struct LayerSpec: Sendable, Equatable {
     public var attention: AttentionKind
     /// Hidden width of the gated MLP; 0 removes the MLP block.
     public var ffnWidth: Int
-    /// Q, K and V projections carry biases (Qwen2).
-    public var attentionBiases: Bool
-    /// The MLP down projection carries a bias (FLAP's compensation).
-    public var ffnDownBias: Bool
     /// Attention window in tokens for sliding-window layers (Gemma 3 local layers), nil for global.
     public var slidingWindow: Int?
     /// RoPE base frequency of this layer.
     public var ropeBase: Float
 
-    public init(attention: AttentionKind, ffnWidth: Int, attentionBiases: Bool = false,
-                ffnDownBias: Bool = false, slidingWindow: Int? = nil, ropeBase: Float) {
+    public init(attention: AttentionKind, ffnWidth: Int, slidingWindow: Int? = nil, ropeBase: Float) {
         self.attention = attention
         self.ffnWidth = ffnWidth
-        self.attentionBiases = attentionBiases
-        self.ffnDownBias = ffnDownBias
         self.slidingWindow = slidingWindow
         self.ropeBase = ropeBase
     }

@@ -6,16 +6,7 @@ public final class Model: Sendable {
     public let weights: ModelWeights
     public let weightFormat: WeightFormat
 
-    /// Architectures this runtime can run, by GGUF `general.architecture`.
-    static let architectures: [String: ArchitectureTraits] = [
-        "llama": .llama,
-        "deci": .deci,
-        "gemma2": .gemma2,
-        "gemma3": .gemma3,
-        "qwen2": .qwen2,
-    ]
-
-    public static var supportedArchitectures: [String] { architectures.keys.sorted() }
+    public static var supportedArchitectures: [String] { ArchitectureSchema.all.keys.sorted() }
 
     public convenience init(path: String, weights format: WeightFormat = .native) throws {
         try self.init(file: GGUFFile(path: path), weights: format)
@@ -23,10 +14,10 @@ public final class Model: Sendable {
 
     public init(file: GGUFFile, weights format: WeightFormat = .native) throws {
         let meta = try ModelMetadata(file: file)
-        guard let traits = Model.architectures[meta.architecture] else {
+        guard let schema = ArchitectureSchema.named(meta.architecture) else {
             throw HARPError.invalidModel(path: file.path, reason: "architecture '\(meta.architecture)' is not supported (supported: \(Model.supportedArchitectures.joined(separator: ", ")))")
         }
-        (config, weights) = try DecoderLoader.load(metadata: meta, traits: traits, tensors: TensorLoader(file: file, format: format))
+        (config, weights) = try DecoderLoader.load(metadata: meta, schema: schema, tensors: TensorLoader(file: file, format: format))
         self.file = file
         self.weightFormat = format
     }

@@ -19,13 +19,14 @@ public struct ModelSummary: Sendable, Equatable {
         }
         var attention = 0, mlp = 0
         for layer in w.layers {
-            let attn = [layer.query, layer.key, layer.value, layer.output].compactMap { $0 }
-            let ffn = [layer.gate, layer.up, layer.down].compactMap { $0 }
-            attention += attn.reduce(0) { $0 + $1.parameterCount }
-                + [layer.queryBias, layer.keyBias, layer.valueBias, layer.outputBias].reduce(0) { $0 + ($1?.count ?? 0) }
-            mlp += ffn.reduce(0) { $0 + $1.parameterCount } + (layer.downBias?.count ?? 0)
-            params += layer.matrices.reduce(0) { $0 + $1.parameterCount } + layer.vectorParameterCount
-            bytes += layer.matrices.reduce(0) { $0 + $1.byteCount } + 4 * layer.vectorParameterCount
+            attention += layer.attentionParameters
+            mlp += layer.mlpParameters
+            params += layer.parameterCount
+            bytes += layer.byteCount
+        }
+        if let factors = w.ropeFrequencyFactors {
+            params += factors.count
+            bytes += 4 * factors.count
         }
         parameters = params
         weightBytes = bytes

@@ -22,45 +22,6 @@ public struct WeightMatrix: @unchecked Sendable {  // points into storage kept a
     }
 }
 
-/// The weights of one decoder layer; which are present follows the layer's `LayerSpec`.
-public struct LayerWeights: Sendable {
-    public var attentionNorm: [Float]?
-    public var query: WeightMatrix?
-    public var key: WeightMatrix?
-    public var value: WeightMatrix?
-    /// The attention output projection: d × heads·headDim for full attention, d × kvHeads·headDim
-    /// (α and GQA folded) for value-only layers, d × d (fused) for linear layers.
-    public var output: WeightMatrix?
-    /// Bias of the attention output projection (FLAP's compensation for removed heads). In a layer
-    /// without attention it is the removed block's mean output, added as a constant.
-    public var outputBias: [Float]?
-    public var queryBias: [Float]?
-    public var keyBias: [Float]?
-    public var valueBias: [Float]?
-    public var queryNorm: [Float]?
-    public var keyNorm: [Float]?
-    public var postAttentionNorm: [Float]?
-    public var ffnNorm: [Float]?
-    public var gate: WeightMatrix?
-    public var up: WeightMatrix?
-    public var down: WeightMatrix?
-    public var downBias: [Float]?
-    public var postFFNNorm: [Float]?
-
-    public init() {}
-
-    /// Every matrix of the layer, for byte and parameter accounting.
-    public var matrices: [WeightMatrix] {
-        [query, key, value, output, gate, up, down].compactMap { $0 }
-    }
-
-    /// Parameters held in vectors (norms and biases).
-    public var vectorParameterCount: Int {
-        [attentionNorm, queryBias, keyBias, valueBias, outputBias, queryNorm, keyNorm, postAttentionNorm, ffnNorm, downBias, postFFNNorm]
-            .reduce(0) { $0 + ($1?.count ?? 0) }
-    }
-}
-
 /// All weights of a model, and the storage that backs their matrices.
 public final class ModelWeights: @unchecked Sendable {  // immutable after construction
     public let tokenEmbedding: WeightMatrix
@@ -68,15 +29,19 @@ public final class ModelWeights: @unchecked Sendable {  // immutable after const
     /// The LM head; the token embedding when the model ties them.
     public let output: WeightMatrix
     public let layers: [LayerWeights]
+    /// Per-pair divisors of the RoPE frequencies (`rope_freqs.weight`, ropeDimensions / 2 values:
+    /// Llama 3.1's "llama3" scaling, baked in by llama.cpp's converter); nil: none.
+    public let ropeFrequencyFactors: [Float]?
     /// Keeps the mapped file and owned buffers alive as long as any matrix may be used.
     private let storage: [AnyObject]
 
     public init(tokenEmbedding: WeightMatrix, outputNorm: [Float], output: WeightMatrix,
-                layers: [LayerWeights], storage: [AnyObject]) {
+                layers: [LayerWeights], ropeFrequencyFactors: [Float]? = nil, storage: [AnyObject]) {
         self.tokenEmbedding = tokenEmbedding
         self.outputNorm = outputNorm
         self.output = output
         self.layers = layers
+        self.ropeFrequencyFactors = ropeFrequencyFactors
         self.storage = storage
     }
 }

@@ -10,16 +10,8 @@ struct GemmaStructureTests {
     /// A tiny Gemma 3 model: the Llama tensors plus post-norms and per-head query/key norms.
     static func gemma3Writer(layers: Int = 6, window: Int? = 4, edit: (inout GGUFWriter) -> Void = { _ in }) throws -> GGUFWriter {
         let spec = TinyModelSpec(architecture: "gemma3", layers: layers, context: 512)
+        // The schema adds Gemma 3's post-norms and per-head query/key norms.
         var w = try TinyModel.writer(spec)
-        var rng = TestRandom(seed: 7)
-        for l in 0..<layers {
-            for name in ["post_attention_norm", "post_ffw_norm"] {
-                try w.addTensor(name: "blk.\(l).\(name).weight", shape: [spec.d], type: .f32, floats: (0..<spec.d).map { _ in 1 + rng.float(0.2) })
-            }
-            for name in ["attn_q_norm", "attn_k_norm"] {
-                try w.addTensor(name: "blk.\(l).\(name).weight", shape: [spec.headDim], type: .f32, floats: (0..<spec.headDim).map { _ in 1 + rng.float(0.2) })
-            }
-        }
         if let window { w.set("gemma3.attention.sliding_window", .uint32(UInt32(window))) }
         edit(&w)
         return w
@@ -34,7 +26,7 @@ struct GemmaStructureTests {
         #expect(model.config.layers.map(\.ropeBase) == local.map { $0 ? 10_000 : 1e6 })
         #expect(model.config.layers.compactMap(\.slidingWindow).allSatisfy { $0 == 4 })
         #expect(model.config.embeddingScale == Float(64).squareRoot())
-        #expect(model.weights.layers.allSatisfy { $0.postAttentionNorm != nil && $0.queryNorm != nil })
+        #expect(model.weights.layers.allSatisfy { $0.frame.postNorm != nil && $0.full.queryKeyNorms != nil })
     }
 
     @Test("gemma3: pattern and local RoPE base keys override the defaults")

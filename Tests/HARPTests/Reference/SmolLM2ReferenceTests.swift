@@ -16,7 +16,11 @@ struct SmolLM2ReferenceTests {
     }
 
     static func cases(_ section: String) throws -> [Case] {
-        let json = try Fixtures.smolLM2Reference()
+        try cases(Fixtures.smolLM2Reference(), section)
+    }
+
+    /// The prompts of one section of a llama-probe.c reference (prompt ids, top-10, greedy, margins).
+    static func cases(_ json: [String: Any], _ section: String) throws -> [Case] {
         let entries = try #require(json[section] as? [[String: Any]])
         return try entries.map { e in
             let top = try #require(e["top10"] as? [[String: Any]])

@@ -1,15 +1,18 @@
-extension ArchitectureTraits {
+extension ArchitectureSchema {
     /// Gemma 3: √d-scaled embeddings, GeGLU, RMSNorm before and after attention and MLP, per-head
     /// query/key RMSNorm, NeoX RoPE, and sliding-window ("local") layers with their own RoPE base
     /// (5 local : 1 global by default). GGUF norm weights already include Gemma's `1 +`.
-    static let gemma3 = ArchitectureTraits(
-        ropeLayout: .neox, activation: .gelu, scalesEmbedding: true, sandwichNorms: true, queryKeyNorms: true,
-        defaultNormEpsilon: 1e-6,
-        customize: { config, meta in
-            try GemmaLayout.apply(to: &config, meta, defaults: .init(
-                slidingWindow: nil, pattern: 6, localRopeBase: 10_000, attentionSoftcap: nil,
-                finalLogitSoftcap: nil, largeModelLayerCount: 62))
-        })
+    static let gemma3 = ArchitectureSchema(
+        name: "gemma3", ropeLayout: .neox, activation: .gelu, scalesEmbedding: true, defaultNormEpsilon: 1e-6,
+        attentionBiases: .absent, queryKeyNorms: .required, sandwichNorms: true,
+        readKeys: { config, meta in try GemmaLayout.read(into: &config, meta, defaults: .gemma3) },
+        writeKeys: { config in try GemmaLayout.keys(config, defaults: .gemma3) })
+}
+
+extension GemmaLayout.Defaults {
+    /// llama.cpp's `llama_model_gemma3::load_arch_hparams`.
+    static let gemma3 = Self(slidingWindow: nil, pattern: 6, localRopeBase: 10_000, attentionSoftcap: nil,
+                             finalLogitSoftcap: nil, largeModelLayerCount: 62)
 }
 
 /// The settings Gemma 2 and 3 read beyond the common ones, with the defaults llama.cpp hard-codes
@@ -29,7 +32,7 @@ enum GemmaLayout {
         var largeModelLayerCount: Int
     }
 
-    static func apply(to config: inout ModelConfig, _ meta: ModelMetadata, defaults: Defaults) throws {
+    static func read(into config: inout ModelConfig, _ meta: ModelMetadata, defaults: Defaults) throws {
         guard config.ropeFreqScale == 1, meta["rope.scaling.factor"] == nil else {
             // llama.cpp scales only the global layers' frequencies; LayerSpec has one RoPE scale for all.
             throw meta.fail("\(meta.architecture): RoPE frequency scaling (rope.scale_linear / rope.scaling.factor) is not supported")
@@ -40,8 +43,13 @@ enum GemmaLayout {
         if let cap = try meta.optionalFloat("final_logit_softcapping") ?? defaults.finalLogitSoftcap, cap > 0 {
             config.finalLogitSoftcap = cap
         }
-        if config.layerCount == defaults.largeModelLayerCount, let heads = config.layers.lazy.compactMap(\.queryHeads).first {
-            config.attentionScale = 1 / Float(config.embeddingLength / heads).squareRoot()
+        if let scalar = try meta.optionalFloat("attention.query_pre_attn_scalar") {
+            // Not a llama.cpp key (it uses the layer-count rule below, which agrees with every
+            // published size); files that state the scalar get exactly it.
+            guard scalar > 0 else { throw meta.fail("metadata key \(meta.architecture).attention.query_pre_attn_scalar is \(scalar)") }
+            config.attentionScale = 1 / scalar.squareRoot()
+        } else if let scale = largeModelScale(config, defaults: defaults) {
+            config.attentionScale = scale
         }
 
         guard let window = try meta.optionalInt("attention.sliding_window") ?? defaults.slidingWindow, window > 0 else { return }
@@ -52,6 +60,12 @@ enum GemmaLayout {
             config.layers[l].slidingWindow = window
             config.layers[l].ropeBase = localBase
         }
+    }
+
+    /// llama.cpp's rule for the family's largest model: queries scaled by 1/√(d / heads).
+    private static func largeModelScale(_ config: ModelConfig, defaults: Defaults) -> Float? {
+        guard config.layerCount == defaults.largeModelLayerCount, let heads = config.layers.lazy.compactMap(\.queryHeads).first else { return nil }
+        return 1 / Float(config.embeddingLength / heads).squareRoot()
     }
 
     /// `attention.sliding_window_pattern`: a per-layer boolean array, or a period n in which
@@ -68,6 +82,35 @@ enum GemmaLayout {
         let pattern = try meta.optionalInt("attention.sliding_window_pattern") ?? defaultPattern
         guard pattern >= 0 else { throw meta.fail("metadata key \(key) is \(pattern)") }
         return (0..<layers).map { pattern == 0 || $0 % pattern < pattern - 1 }
+    }
+
+    /// The inverse of `read`: keys that give `config`'s soft-caps, attention scale, windows and
+    /// local RoPE base back, explicit rather than left to the defaults.
+    static func keys(_ config: ModelConfig, defaults: Defaults) throws -> [(String, GGUFValue)] {
+        var keys: [(String, GGUFValue)] = [
+            ("attn_logit_softcapping", .float32(config.attentionSoftcap ?? 0)),
+            ("final_logit_softcapping", .float32(config.finalLogitSoftcap ?? 0)),
+        ]
+        if let scale = config.attentionScale, scale != largeModelScale(config, defaults: defaults) {
+            // Whole scalars (every published one is) are written exactly, so reading gives the same scale.
+            let scalar = 1 / (scale * scale)
+            keys.append(("attention.query_pre_attn_scalar", .float32(abs(scalar - scalar.rounded()) < 1e-3 ? scalar.rounded() : scalar)))
+        }
+        let windows = Set(config.layers.compactMap(\.slidingWindow))
+        guard windows.count <= 1 else {
+            throw HARPError.invalidArgument("\(config.architecture): local layers with different windows (\(windows.sorted())) cannot be written")
+        }
+        let local = config.layers.map { $0.slidingWindow != nil }
+        keys.append(("attention.sliding_window_pattern", .array(local.map { .bool($0) })))
+        if let window = windows.first {
+            keys.append(("attention.sliding_window", .uint32(UInt32(window))))
+            let localBases = Set(config.layers.filter { $0.slidingWindow != nil }.map(\.ropeBase))
+            guard localBases.count == 1, let base = localBases.first else {
+                throw HARPError.invalidArgument("\(config.architecture): local layers with different RoPE bases cannot be written")
+            }
+            keys.append(("rope.freq_base_swa", .float32(base)))
+        }
+        return keys
     }
 }
 

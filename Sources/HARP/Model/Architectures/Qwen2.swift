@@ -1,5 +1,5 @@
-extension ArchitectureTraits {
+extension ArchitectureSchema {
     /// Qwen2 (also Qwen2.5): the Llama graph with Q/K/V biases and NeoX RoPE (GGUF keeps the
     /// checkpoint's rotate-half layout for this family).
-    static let qwen2 = ArchitectureTraits(ropeLayout: .neox, attentionBiases: true, defaultNormEpsilon: 1e-6)
+    static let qwen2 = ArchitectureSchema(name: "qwen2", ropeLayout: .neox, defaultNormEpsilon: 1e-6, attentionBiases: .required)
 }
