@@ -19,7 +19,7 @@ enum EvalCommand {
             OptionSpec(names: ["-f", "--file"], value: "FILE", help: "text for --kl-base (default Benchmarks/data/wikitext-2-raw/wiki.test.raw)"),
             OptionSpec(names: ["-c", "--ctx-size"], value: "N", help: "window length for --kl-base (default 512)"),
             OptionSpec(names: ["--chunks"], value: "K", help: "windows for --kl-base (default 40)"),
-            OptionSpec(names: ["--top-k"], value: "K", help: "log-probabilities stored per position by --kl-base (default 64)"),
+            OptionSpec(names: ["--top-k"], value: "K", help: "log-probabilities stored per position by --kl-base (default: the whole vocabulary, exact; fewer give a lower bound of the KL)"),
             OptionSpec(names: ["--json"], value: nil, help: "print the results as JSON instead of a table"),
             OptionSpec(names: ["--verbose"], value: nil, help: "print every generated reply on stderr"),
         ])
@@ -66,7 +66,7 @@ enum EvalCommand {
             if text.hasSuffix("\n") { text.removeLast() }  // as the perplexity command
             let context = try args.int("--ctx-size", default: 512, range: 16...loaded.model.config.contextLength)
             let chunks = try args.int("--chunks", default: 40, range: 1...1_000_000)
-            let topK = try args.int("--top-k", default: 64, range: 1...loaded.model.config.vocabularySize)
+            let topK = try args.int("--top-k", default: loaded.model.config.vocabularySize, range: 1...loaded.model.config.vocabularySize)
             let started = Date()
             let base = try KLBase.compute(loaded.transformer, text: text, tokenizer: loaded.tokenizer, context: context,
                                           maxChunks: chunks, topK: topK) { done, total in Output.status("\rkl-base: \(done)/\(total) windows") }

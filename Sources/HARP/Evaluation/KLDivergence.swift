@@ -6,9 +6,9 @@ import Foundation
 /// `topK` largest log-probabilities of each scored position plus the log-probability of the token
 /// that follows, and treats the rest of the vocabulary as one "tail" outcome. The KL divergence of
 /// that coarsened pair of distributions is a lower bound of the full one that differs from it by
-/// the divergence inside the tail. At k = 64 that loss is not small: 21.5% of the full KL of
-/// SmolLM2 F32 vs Q4_1 (`Tests/HARPTests/Evaluation/ScorerTests`, which fails on it) — more of
-/// the distribution must be stored before the figures match llama.cpp's.
+/// the divergence inside the tail. At k = 64 that loss is not small (21.5% of the full KL of
+/// SmolLM2 F32 vs Q4_1), so `harp-run eval --kl-base` stores the whole vocabulary by default
+/// (k = vocabulary size: exact, 8 bytes per entry); a smaller `--top-k` gives a compact lower bound.
 public struct KLBase: Sendable, Equatable {
     public static let magic = Array("HARPKLD1".utf8)
 
