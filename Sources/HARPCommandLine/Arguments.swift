@@ -48,6 +48,7 @@ public struct CommandSpec: Sendable {
 public struct ParsedArguments {
     public let command: String
     private var values: [String: String] = [:]
+    private var repeatedValues: [String: [String]] = [:]
     private var flags: Set<String> = []
     public private(set) var positionals: [String] = []
     public private(set) var helpRequested = false
@@ -78,9 +79,11 @@ public struct ParsedArguments {
                 flags.insert(option.key)
             } else if let inlineValue {
                 values[option.key] = inlineValue
+                repeatedValues[option.key, default: []].append(inlineValue)
             } else {
                 guard i < args.count else { throw HARPError.invalidArgument("option \(name) needs a value (\(option.value ?? ""))") }
                 values[option.key] = args[i]
+                repeatedValues[option.key, default: []].append(args[i])
                 i += 1
             }
         }
@@ -89,6 +92,9 @@ public struct ParsedArguments {
     public func flag(_ key: String) -> Bool { flags.contains(key) }
 
     public func string(_ key: String) -> String? { values[key] }
+
+    /// Every value of an option given several times, in order (`string` returns the last).
+    public func strings(_ key: String) -> [String] { repeatedValues[key] ?? [] }
 
     public func int(_ key: String, default fallback: Int, range: ClosedRange<Int>? = nil) throws -> Int {
         guard let text = values[key] else { return fallback }

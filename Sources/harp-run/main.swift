@@ -11,6 +11,7 @@ let commands: [(spec: CommandSpec, run: (ParsedArguments) throws -> Void)] = [
     (BenchCommand.spec, BenchCommand.run),
     (ChatCommand.spec, ChatCommand.run),
     (ServeCommand.spec, ServeCommand.run),
+    (EvalCommand.spec, EvalCommand.run),
 ]
 
 func usage(_ commands: [(spec: CommandSpec, run: (ParsedArguments) throws -> Void)]) -> String {

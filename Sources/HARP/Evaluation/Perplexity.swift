@@ -30,23 +30,10 @@ public enum Perplexity {
     public static func evaluate(_ transformer: Transformer, tokens: [Int32], context: Int, maxChunks: Int? = nil,
                                 bos: Int32? = nil,
                                 progress: (Int, Int, Double) -> Void = { _, _, _ in }) throws -> PerplexityResult {
-        guard context >= 16 else { throw HARPError.invalidArgument("perplexity context must be at least 16 tokens, got \(context)") }
-        let available = tokens.count / context
-        guard available > 0 else {
-            throw HARPError.invalidArgument("the text has \(tokens.count) tokens, fewer than one window of \(context)")
-        }
-        let chunks = min(available, maxChunks ?? available)
-        let cache = try KVCache(config: transformer.config, contextLength: context)
-        let first = context / 2
-        let vocab = transformer.config.vocabularySize
         var sum = 0.0, sumSquares = 0.0, count = 0
-        for chunk in 0..<chunks {
-            var window = Array(tokens[(chunk * context)..<((chunk + 1) * context)])
-            if let bos { window[0] = bos }
-            var batch = Batch(tokens: window, startPosition: 0)
-            batch.logitRows = Array(first..<(context - 1))
-            let logits = try transformer.forward(batch, cache: cache)
-            for (row, position) in batch.logitRows.enumerated() {
+        let vocab = transformer.config.vocabularySize
+        let chunks = try forEachWindow(transformer, tokens: tokens, context: context, maxChunks: maxChunks, bos: bos) { chunk, chunks, window, rows, logits in
+            for (row, position) in rows.enumerated() {
                 let nll = negativeLogLikelihood(logits[(row * vocab)..<((row + 1) * vocab)], target: Int(window[position + 1]))
                 sum += nll
                 sumSquares += nll * nll
@@ -59,6 +46,30 @@ public enum Perplexity {
         let variance = max(0, sumSquares / Double(count) - mean * mean)
         let uncertainty = count > 1 ? ppl * (variance / Double(count - 1)).squareRoot() : 0
         return PerplexityResult(perplexity: ppl, uncertainty: uncertainty, scoredTokens: count, chunks: chunks)
+    }
+
+    /// Runs llama.cpp's windows: `body(chunk, chunks, window, rows, logits)` gets each window's
+    /// tokens (BOS in front when given), the positions whose logits were computed (context/2 …
+    /// context−2, each predicting the next token) and those logits. Returns the number of windows.
+    @discardableResult
+    static func forEachWindow(_ transformer: Transformer, tokens: [Int32], context: Int, maxChunks: Int?, bos: Int32?,
+                              body: (Int, Int, [Int32], [Int], [Float]) throws -> Void) throws -> Int {
+        guard context >= 16 else { throw HARPError.invalidArgument("perplexity context must be at least 16 tokens, got \(context)") }
+        let available = tokens.count / context
+        guard available > 0 else {
+            throw HARPError.invalidArgument("the text has \(tokens.count) tokens, fewer than one window of \(context)")
+        }
+        let chunks = min(available, maxChunks ?? available)
+        let cache = try KVCache(config: transformer.config, contextLength: context)
+        let first = context / 2
+        for chunk in 0..<chunks {
+            var window = Array(tokens[(chunk * context)..<((chunk + 1) * context)])
+            if let bos { window[0] = bos }
+            var batch = Batch(tokens: window, startPosition: 0)
+            batch.logitRows = Array(first..<(context - 1))
+            try body(chunk, chunks, window, batch.logitRows, try transformer.forward(batch, cache: cache))
+        }
+        return chunks
     }
 
     /// −log softmax(logits)[target], computed stably in double precision.
