@@ -47,6 +47,10 @@ METHODS = [
     # Not in the HARP paper: pruned blocks keep their calibration mean output (`--compensate`).
     ("HARP, mean-compensated", ["--method", "harp", "--drop-last", "8", "--compensate"]),
     ("HARP+FLAP, mean-compensated", ["--method", "harp", "--drop-last", "8", "--mlp-ratio", "0.025", "--compensate"]),
+    # Not in the HARP paper: closed-form refits of the pruned blocks (`--fit`, Benchmarks/pruning/README.md).
+    ("HARP, fit output", ["--method", "harp", "--drop-last", "8", "--fit", "output"]),
+    ("HARP, fit rank", ["--method", "harp", "--drop-last", "8", "--fit", "rank"]),
+    ("HARP, fit linear", ["--method", "harp", "--drop-last", "8", "--fit", "linear"]),
     ("FLAP heads", ["--method", "flap-heads", "--drop-last", "8"]),
     ("Wanda-sp", ["--method", "wanda-sp", "--drop-last", "8"]),
     ("magnitude-sp", ["--method", "magnitude-sp", "--drop-last", "8"]),
@@ -227,7 +231,7 @@ def write_report(path, rows, models):
             f"{r['parameters'] / 1e6:.2f} M | {r['weight_bytes'] / 2**20:.2f} MiB | {r['kv_bytes_per_token']} "
             f"({100 * r['kv_bytes_per_token'] / dense['kv_bytes_per_token']:.1f}%) | {r['tg']:.1f} ± {r['tg_sd']:.1f} | {prune} |")
     for label, _, report in models:
-        if report and report["searchedLayers"]:
+        if report and report["searchedLayers"] and report.get("fit", "alpha") == "alpha":
             alphas = ", ".join(f"{report_alpha(report, l):.1f}" for l in report["searchedLayers"])
             lines.append(f"\n{label} α (layers {report['searchedLayers'][0]}…{report['searchedLayers'][-1]}, top first): [{alphas}]")
     # Hand-written notes below the marker survive a rerun.

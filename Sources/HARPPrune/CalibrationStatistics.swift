@@ -4,6 +4,8 @@ import HARP
 public struct StatisticsRequest: Sendable, Equatable {
     /// Layers whose input residual stream is cached at the scored rows (the HARP α search).
     public var cachedInputs: Set<Int> = []
+    /// Layers whose input residual stream is cached at every position (the block fits' replays).
+    public var cachedFullInputs: Set<Int> = []
     /// Per-channel mean and variance of the MLP down-projection input (FLAP).
     public var ffnChannels = false
     /// Per-channel mean, variance and mean square of the attention output-projection input (head pruning).
@@ -62,6 +64,8 @@ final class CalibrationStatistics: ForwardObserver {
     private let scoredPositions: Range<Int>
     /// Scored rows of each cached layer's input (scoredRowCount × d, row-major).
     private(set) var layerInputs: [Int: [Float]] = [:]
+    /// Every row of each `cachedFullInputs` layer's input (tokenCount × d, window-major).
+    private(set) var fullLayerInputs: [Int: [Float]] = [:]
     private(set) var ffnMoments: [Int: ChannelMoments] = [:]
     private(set) var attentionMoments: [Int: ChannelMoments] = [:]
     private(set) var attentionInputMoments: [Int: ChannelMoments] = [:]
@@ -87,6 +91,7 @@ final class CalibrationStatistics: ForwardObserver {
                 layerInputs[layer, default: []].append(contentsOf: hidden[(row * d)..<((row + 1) * d)])
             }
         }
+        if request.cachedFullInputs.contains(layer) { fullLayerInputs[layer, default: []].append(contentsOf: hidden) }
         if request.layerSimilarity { pendingInput = Array(hidden) }
     }
 

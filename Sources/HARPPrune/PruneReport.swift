@@ -31,6 +31,12 @@ public struct PruneReport: Codable, Sendable {
     public var mlpRatio: Float
     /// HARP: pruned blocks keep their calibration mean output in the output bias (`--compensate`).
     public var meanCompensation: Bool
+    /// HARP: `alpha` (the paper's search) or the closed-form fit of the pruned blocks (`--fit`).
+    public var fit: String
+    public var ridge: Double
+    public var fitBias: Bool
+    /// Block fits: relative residual E‖y − ŷ‖² / E‖y‖² per fitted layer, top first (with `searchedLayers`).
+    public var fitResiduals: [Double]
     /// Windows the α search scored.
     public var searchWindows: Int
     public var alphaGrid: [Float]
@@ -52,7 +58,7 @@ public struct PruneReport: Codable, Sendable {
 
     init(method: PruneMethod, options: PruneOptions, source: Model, pruned: Model, calibration: CalibrationSet,
          alphas: [Int: Float], alphaGrid: [Float], searchPerplexities: [[Double]], sweepPerplexities: [Double], searchCost: (candidates: Int, layerPasses: Int), searchedLayers: [Int], removedLayers: [Int],
-         densePerplexity: Double, prunedPerplexity: Double, timings: [(String, Double)]) {
+         densePerplexity: Double, prunedPerplexity: Double, timings: [(String, Double)], fitResiduals: [Int: Double] = [:]) {
         self.method = method.rawValue
         sourceModel = source.path
         calibrationSource = calibration.source
@@ -60,6 +66,10 @@ public struct PruneReport: Codable, Sendable {
         calibrationWindowLength = calibration.windowLength
         mlpRatio = options.mlpRatio
         meanCompensation = options.meanCompensation
+        fit = options.fit.rawValue
+        ridge = options.ridge
+        fitBias = options.fitBias
+        self.fitResiduals = searchedLayers.compactMap { fitResiduals[$0] }
         searchWindows = min(calibration.windows.count, options.searchWindows ?? .max)
         self.alphaGrid = alphaGrid
         self.searchedLayers = searchedLayers
@@ -109,7 +119,12 @@ public struct PruneReport: Codable, Sendable {
                      "- calibration: `\(calibrationSource)`, \(calibrationWindows) windows × \(calibrationWindowLength) tokens "
                      + "(perplexity over the second half of each window)"]
         if mlpRatio > 0 { lines.append("- FLAP MLP ratio: \(mlpRatio)") }
-        if !searchedLayers.isEmpty {
+        if fit != FitMode.alpha.rawValue {
+            lines.append("- fit: \(fit) (closed form, bottom-up on the pruned model's own inputs), relative ridge \(ridge), "
+                         + (fitBias ? "with" : "without") + " a fitted constant")
+            lines.append("- relative residual E‖y − ŷ‖²/E‖y‖² (layers \(searchedLayers.map(String.init).joined(separator: ", "))): "
+                         + fitResiduals.map { String(format: "%.4f", $0) }.joined(separator: ", "))
+        } else if !searchedLayers.isEmpty {
             lines.append("- α search: the first \(searchWindows) windows, grid \(alphaGrid.map { String(format: "%.2g", $0) }.joined(separator: ", "))")
             lines.append("- α (top layer first, layers \(searchedLayers.map(String.init).joined(separator: ", "))): "
                          + "[\(alphasTopFirst.map { String(format: "%g", $0) }.joined(separator: ", "))]")
@@ -135,7 +150,7 @@ public struct PruneReport: Codable, Sendable {
         for l in layers {
             lines.append("| \(l.index) | \(l.attention) | \(l.heads) | \(l.kvHeads) | \(l.ffnWidth) | \(l.alpha.map { String(format: "%g", $0) } ?? "") |")
         }
-        if !searchedLayers.isEmpty {
+        if !searchedLayers.isEmpty, fit == FitMode.alpha.rawValue {
             lines += ["", "α search (calibration perplexity per grid value):", "",
                       "| layer | " + alphaGrid.map { String(format: "%.2g", $0) }.joined(separator: " | ") + " |",
                       "|---|" + String(repeating: "---|", count: alphaGrid.count)]

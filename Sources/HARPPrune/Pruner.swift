@@ -38,6 +38,12 @@ public struct PruneOptions: Sendable {
     /// HARP: keep each pruned block's mean output over the calibration tokens in its output bias
     /// (FLAP-style compensation; not in the HARP paper, and not expressible in the deci layout).
     public var meanCompensation = false
+    /// HARP: how the pruned blocks are rebuilt — the paper's α search, or a closed-form fit (`BlockFit`).
+    public var fit: FitMode = .alpha
+    /// Block fits: ridge relative to the mean input energy (λ = ridge · tr(C_xx)/d).
+    public var ridge = 1e-3
+    /// Block fits: fit a free constant (output bias; value bias for `rank`). Off for the deci layout.
+    public var fitBias = true
     /// FLAP MLP pruning ratio on top of the method (0: off).
     public var mlpRatio: Float = 0
     /// Type of re-encoded matrices (nil: each matrix keeps its source type where possible).
@@ -60,6 +66,13 @@ public struct PruneOptions: Sendable {
             throw HARPError.invalidArgument("--search-windows \(searchWindows) must be at least 1")
         }
         guard (0..<1).contains(mlpRatio) else { throw HARPError.invalidArgument("--mlp-ratio \(mlpRatio) is outside [0, 1)") }
+        if fit != .alpha {
+            guard method == .harp else { throw HARPError.invalidArgument("--fit \(fit.rawValue) applies to --method harp only") }
+            guard !meanCompensation else {
+                throw HARPError.invalidArgument("--fit \(fit.rawValue) cannot be combined with --compensate (the fit's bias already keeps the mean)")
+            }
+        }
+        guard ridge.isFinite, ridge >= 0 else { throw HARPError.invalidArgument("--ridge \(ridge) must be a finite value ≥ 0") }
         if meanCompensation, method != .harp {
             throw HARPError.invalidArgument("--compensate applies to --method harp only (\(method.rawValue) compensates in its own way or not at all)")
         }
@@ -114,6 +127,10 @@ public struct Pruner {
         var request = StatisticsRequest()
         request.ffnChannels = options.mlpRatio > 0
         switch options.method {
+        case .harp where options.fit != .alpha:
+            // The fits replay every position from the lowest pruned layer; the final score replays its scored rows.
+            request.cachedInputs = Set(searchedLayers.suffix(1))
+            request.cachedFullInputs = Set(searchedLayers.suffix(1))
         case .harp:
             request.cachedInputs = Set(searchedLayers)
             request.attentionChannels = options.meanCompensation
@@ -137,9 +154,26 @@ public struct Pruner {
         var sweepPerplexities: [Double] = []
         var searchCost = (candidates: 0, layerPasses: 0)
         var removedLayers: [Int] = []
+        var fitResiduals: [Int: Double] = [:]
         let layerCount = model.config.layerCount
         let share = options.budget ?? Double(options.dropLast) / Double(layerCount)
         switch options.method {
+        case .harp where options.fit != .alpha:
+            let bottomUp = Array(searchedLayers.reversed())
+            if let bottom = bottomUp.first {
+                guard let input = statistics.fullLayerInputs[bottom] else {
+                    throw HARPError.invalidArgument("internal: no cached input for layer \(bottom)")
+                }
+                let fit = BlockFit(mode: options.fit, ridge: options.ridge, bias: options.fitBias, threads: pool.threadCount)
+                let result = try BlockFitter(layers: bottomUp, fit: fit, pool: pool).run(editor, input: input, calibration: calibration) {
+                    progress("fit \(options.fit.rawValue)", $0, $1)
+                }
+                editor = result.editor
+                fitResiduals = Dictionary(uniqueKeysWithValues: zip(bottomUp, result.residuals))
+                timings.append(("fit: statistics (replays)", result.statisticsSeconds))
+                timings.append(("fit: solves", result.solveSeconds))
+            }
+            lap("fit", since: phaseStart)
         case .harp:
             var search = HARPSearch(layers: searchedLayers, grid: options.alphaGrid, pool: pool)
             search.refinementSweeps = options.refinementSweeps
@@ -203,7 +237,8 @@ public struct Pruner {
                                  alphas: alphas, alphaGrid: options.alphaGrid, searchPerplexities: searchPerplexities,
                                  sweepPerplexities: sweepPerplexities, searchCost: searchCost,
                                  searchedLayers: options.method == .harp ? searchedLayers : [], removedLayers: removedLayers,
-                                 densePerplexity: densePerplexity, prunedPerplexity: prunedPerplexity, timings: timings)
+                                 densePerplexity: densePerplexity, prunedPerplexity: prunedPerplexity, timings: timings,
+                                 fitResiduals: fitResiduals)
         return PruneOutcome(model: pruned, report: report)
     }
 
@@ -214,7 +249,11 @@ public struct Pruner {
             ("harp.pruning.source", .string(URL(fileURLWithPath: report.sourceModel).lastPathComponent)),
             ("harp.pruning.calibration", .string("\(URL(fileURLWithPath: report.calibrationSource).lastPathComponent): \(report.calibrationWindows) windows × \(report.calibrationWindowLength) tokens")),
         ]
-        if report.method == PruneMethod.harp.rawValue {
+        if report.method == PruneMethod.harp.rawValue, report.fit != FitMode.alpha.rawValue {
+            meta.append(("harp.pruning.fit", .string(report.fit)))
+            meta.append(("harp.pruning.ridge", .float32(Float(report.ridge))))
+            meta.append(("harp.pruning.drop_last", .uint32(UInt32(report.searchedLayers.count))))
+        } else if report.method == PruneMethod.harp.rawValue {
             meta.append(("harp.alpha", .array(report.layers.map { .float32($0.alpha ?? 1) })))
             meta.append(("harp.pruning.drop_last", .uint32(UInt32(report.searchedLayers.count))))
             if report.meanCompensation { meta.append(("harp.pruning.mean_compensation", .bool(true))) }

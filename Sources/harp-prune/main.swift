@@ -23,6 +23,9 @@ let spec = CommandSpec(
         OptionSpec(names: ["--refine"], value: "N", help: "at most N sweeps moving each α to a better grid neighbour after the greedy search (default 2)"),
         OptionSpec(names: ["--search-windows"], value: "N", help: "calibration windows the α search scores (default 20; 0 = all)"),
         OptionSpec(names: ["--compensate"], value: nil, help: "HARP: keep each pruned attention block's calibration mean in its output bias (not in the paper; native layout only)"),
+        OptionSpec(names: ["--fit"], value: "MODE", help: "HARP: rebuild the pruned blocks by alpha (the paper's search, default), or by a closed-form fit: output (W_O′ + bias), rank (W_V and W_O′) or linear (d × d + bias)"),
+        OptionSpec(names: ["--ridge"], value: "R", help: "--fit: ridge relative to the mean input energy, λ = R · tr(C_xx)/d (default 0.001)"),
+        OptionSpec(names: ["--no-fit-bias"], value: nil, help: "--fit: no fitted constant (needed for --deci; see Benchmarks/pruning/README.md for its cost)"),
         OptionSpec(names: ["--mlp-ratio"], value: "R", help: "FLAP MLP pruning ratio on top of the method (default 0: off)"),
         OptionSpec(names: ["-f", "--calibration"], value: "FILE", help: "calibration text (default: \(defaultCalibrationPath))"),
         OptionSpec(names: ["--nsamples"], value: "N", help: "calibration windows (default 128)"),
@@ -99,6 +102,12 @@ func run(_ args: ParsedArguments) throws {
         // Checked before the search: llama.cpp's deci graph has no bias after a linear or removed block.
         throw HARPError.invalidArgument("--compensate cannot be combined with --deci: the deci layout has no place for a compensated block's output bias")
     }
+    options.fit = try args.choice("--fit", default: .alpha)
+    options.ridge = Double(try args.float("--ridge", default: Float(options.ridge), range: 0...1e6))
+    options.fitBias = !args.flag("--no-fit-bias")
+    if options.fit != .alpha, options.fitBias, deci != nil {
+        throw HARPError.invalidArgument("--fit \(options.fit.rawValue) fits a bias, which the deci layout cannot hold: add --no-fit-bias to write --deci")
+    }
     options.mlpRatio = try args.float("--mlp-ratio", default: 0, range: 0...0.99)
     if let name = args.string("--type") {
         guard let type = GGMLType(name: name), writableTypes.contains(type) else {
@@ -140,7 +149,8 @@ func run(_ args: ParsedArguments) throws {
         }
         status("wrote \(deci)\n")
     }
-    if !report.searchedLayers.isEmpty {
+    for phase in report.phases where phase != "total" { status("  \(phase): " + String(format: "%.1f s\n", report.timings[phase] ?? 0)) }
+    if !report.searchedLayers.isEmpty, options.fit == .alpha {
         print("alpha (layers \(report.searchedLayers.map(String.init).joined(separator: ",")), top first): "
               + report.alphasTopFirst.map { String(format: "%.1f", $0) }.joined(separator: " "))
     }

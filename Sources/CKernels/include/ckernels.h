@@ -134,6 +134,26 @@ void hk_attention(hk_pool *pool, const hk_attn_query *queries, int64_t n_queries
 // Copies n floats into a row of the KV cache, converting to kv_type (HK_F32 or HK_F16).
 void hk_store_row(int kv_type, const float *src, void *dst, int64_t n);
 
+// ---- Double-precision linear algebra (the pruner's block fits; OpenBLAS + its LAPACK) ---------
+
+// Gram matrices of `rows` row pairs: with X (rows × x_cols) augmented by a column of ones when
+// `augment` (n = x_cols + augment columns), cxx (n × n, row-major; only its upper triangle is
+// updated) += Xᵀ X and cyx (y_cols × n) += Yᵀ X. Y may be NULL with y_cols = 0. BLAS runs on
+// `threads` threads. Returns 0, or a negative value for sizes beyond int or no memory.
+int hk_gram_accumulate(const float *x, int64_t x_cols, const float *y, int64_t y_cols, int64_t rows,
+                       int augment, double *cxx, double *cyx, int threads);
+// c (m × n) = op(a) · op(b), row-major, op transposing when trans_* is nonzero (k the inner size).
+int hk_dgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, const double *a, const double *b,
+             double *c, int threads);
+// Solves A X = B for symmetric positive-definite A (n × n, both triangles filled; overwritten by
+// its Cholesky factor) and B of nrhs rows of n values (row-major nrhs × n, i.e. column-major
+// n × nrhs; overwritten by X in the same layout). Returns LAPACK's info: 0 on success, > 0 when A
+// is not positive definite, < 0 for a bad argument.
+int hk_spd_solve(int64_t n, double *a, int64_t nrhs, double *b);
+// Eigen-decomposition of symmetric A (n × n, both triangles filled): eigenvalues ascending in w,
+// eigenvector k in row k of a (row-major). Returns LAPACK's info (0 on success).
+int hk_sym_eigen(int64_t n, double *a, double *w);
+
 // ---- SIMD level (for tests and benchmarks) ------------------------------------------------------
 
 // Highest SIMD level this CPU runs: 0 portable scalar, 1 AVX2+FMA+F16C, 2 the same plus AVX-VNNI,

@@ -11,6 +11,8 @@ public protocol ForwardObserver: AnyObject {
     /// The input of the attention output projection of a full-attention layer: each head's
     /// attended values (T × heads·headDim).
     func attentionValues(_ layer: Int, attended: UnsafeBufferPointer<Float>, rows: Int)
+    /// The attention block's output with its output bias, before any post-attention norm (T × d).
+    func attentionOutput(_ layer: Int, output: UnsafeBufferPointer<Float>, rows: Int)
     /// The input of the MLP down projection, after the gate activation (T × ffnWidth).
     func ffnHidden(_ layer: Int, hidden: UnsafeBufferPointer<Float>, rows: Int)
     /// The residual stream leaving layer `layer` (T × d).
@@ -21,6 +23,7 @@ extension ForwardObserver {
     public func layerInput(_ layer: Int, hidden: UnsafeBufferPointer<Float>, rows: Int) {}
     public func attentionInput(_ layer: Int, normed: UnsafeBufferPointer<Float>, rows: Int) {}
     public func attentionValues(_ layer: Int, attended: UnsafeBufferPointer<Float>, rows: Int) {}
+    public func attentionOutput(_ layer: Int, output: UnsafeBufferPointer<Float>, rows: Int) {}
     public func ffnHidden(_ layer: Int, hidden: UnsafeBufferPointer<Float>, rows: Int) {}
     public func layerOutput(_ layer: Int, hidden: UnsafeBufferPointer<Float>, rows: Int) {}
 }
@@ -137,6 +140,7 @@ public final class Transformer: @unchecked Sendable {  // single-threaded use by
                 preconditionFailure("layer \(layer): \(spec.attention.name) spec with \(w.attention.kindName) weights")
             }
             addBias(frame.outputBias, to: out, rows: t)
+            observer?.attentionOutput(layer, output: UnsafeBufferPointer(start: out, count: t * d), rows: t)
             if let post = frame.postNorm { hk_rmsnorm(out, post, out, Int64(d), Int64(t), config.normEpsilon) }
             hk_axpy(1, out, x, Int64(t * d))
         } else if case .none(let constant) = w.attention {
