@@ -32,9 +32,12 @@ public final class GGUFFile: @unchecked Sendable {  // immutable after init; the
     private let tensorIndex: [String: Int]
     private let base: UnsafeRawPointer
     private let size: Int
+    /// The bytes are this object's own allocation (`init(bytes:name:)`), not a mapping.
+    private let owned: Bool
 
     public init(path: String) throws {
         self.path = path
+        owned = false
         let fd = open(path, O_RDONLY)
         guard fd >= 0 else { throw HARPError.io(path: path, reason: String(cString: strerror(errno))) }
         defer { close(fd) }
@@ -50,21 +53,45 @@ public final class GGUFFile: @unchecked Sendable {  // immutable after init; the
         }
         base = UnsafeRawPointer(mapped)
         do {
-            var reader = ByteReader(base: base, size: size, path: path)
-            let parsed = try GGUFFile.parse(&reader)
-            version = parsed.version
-            metadataKeys = parsed.keys
-            metadata = parsed.metadata
-            tensors = parsed.tensors
-            alignment = parsed.alignment
-            tensorIndex = Dictionary(parsed.tensors.enumerated().map { ($1.name, $0) }, uniquingKeysWith: { a, _ in a })
+            (version, metadataKeys, metadata, tensors, alignment, tensorIndex) = try GGUFFile.parse(base: base, size: size, path: path)
         } catch {
             munmap(mapped, size)
             throw error
         }
     }
 
-    deinit { munmap(UnsafeMutableRawPointer(mutating: base), size) }
+    /// A GGUF file held in memory (a copy of `bytes`, aligned like a mapping); `name` stands for
+    /// the path in errors.
+    public init(bytes: [UInt8], name: String) throws {
+        path = name
+        owned = true
+        let count = bytes.count
+        size = count
+        guard count >= 24 else {
+            throw HARPError.invalidGGUF(path: name, reason: "file is \(count) bytes, too short for a GGUF header")
+        }
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: count, alignment: 64)
+        bytes.withUnsafeBytes { buffer.copyMemory(from: $0.baseAddress!, byteCount: count) }
+        base = UnsafeRawPointer(buffer)
+        do {
+            (version, metadataKeys, metadata, tensors, alignment, tensorIndex) = try GGUFFile.parse(base: base, size: size, path: name)
+        } catch {
+            buffer.deallocate()
+            throw error
+        }
+    }
+
+    deinit {
+        if owned { UnsafeMutableRawPointer(mutating: base).deallocate() } else { munmap(UnsafeMutableRawPointer(mutating: base), size) }
+    }
+
+    private static func parse(base: UnsafeRawPointer, size: Int, path: String) throws
+        -> (Int, [String], [String: GGUFValue], [GGUFTensorInfo], Int, [String: Int]) {
+        var reader = ByteReader(base: base, size: size, path: path)
+        let parsed = try GGUFFile.parse(&reader)
+        let index = Dictionary(parsed.tensors.enumerated().map { ($1.name, $0) }, uniquingKeysWith: { a, _ in a })
+        return (parsed.version, parsed.keys, parsed.metadata, parsed.tensors, parsed.alignment, index)
+    }
 
     public func tensor(named name: String) -> GGUFTensorInfo? {
         tensorIndex[name].map { tensors[$0] }

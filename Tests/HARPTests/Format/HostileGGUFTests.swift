@@ -74,6 +74,9 @@ struct HostileGGUFTests {
         #expect(file.metadata["big.u8"] == .array(bytes.map { .uint8($0) }))
         #expect(file.metadata["small.f32"]?.floatArray == [1.5, -2])
         #expect(file.metadata["flags"]?.arrayValue == [.bool(true), .bool(false)])
+        // The in-memory reader (the fuzz target's) reads the same.
+        let inMemory = try GGUFFile(bytes: try w.encoded(), name: "memory.gguf")
+        #expect(inMemory.metadata == file.metadata && inMemory.metadataKeys == file.metadataKeys)
         // Copying the metadata into a writer re-encodes the same file.
         var copy = GGUFWriter()
         copy.copyMetadata(from: file)
