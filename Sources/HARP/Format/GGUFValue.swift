@@ -106,23 +106,20 @@ public enum GGUFValue: Sendable, Equatable {
     public var floatArray: [Float]? { mapArray { $0.floatValue.map(Float.init) } }
 
     private func mapArray<T>(_ transform: (GGUFValue) -> T?) -> [T]? {
-        var out: [T] = []
+        func map<C: Collection<GGUFValue>>(_ items: C) -> [T]? {
+            var out: [T] = []
+            out.reserveCapacity(items.count)
+            for item in items {
+                guard let value = transform(item) else { return nil }
+                out.append(value)
+            }
+            return out
+        }
         switch self {
-        case .array(let items):
-            out.reserveCapacity(items.count)
-            for item in items {
-                guard let value = transform(item) else { return nil }
-                out.append(value)
-            }
-        case .packed(let items):
-            out.reserveCapacity(items.count)
-            for item in items {
-                guard let value = transform(item) else { return nil }
-                out.append(value)
-            }
+        case .array(let items): return map(items)
+        case .packed(let items): return map(items)
         default: return nil
         }
-        return out
     }
 
     /// A short rendering for tables and messages (long arrays and strings are summarised, control
