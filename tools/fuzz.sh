@@ -23,6 +23,11 @@ cat > "$OUT/include/CSentencePiece/module.modulemap" <<MAP
 module CSentencePiece { header "$PWD/Sources/CSentencePiece/include/csentencepiece.h" export * }
 MAP
 
+# Leaks are not what this looks for (the tokenizer caches live for the process).
+export ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1
+
+# Rebuilt only when a source is newer than the binary.
+if [ ! -x "$OUT/harp-fuzz" ] || [ -n "$(find Sources/HARP Sources/CKernels Sources/CSentencePiece tools/fuzz Tests/HARPTestSupport -newer "$OUT/harp-fuzz" -print -quit)" ]; then
 SAN="-fsanitize=address,fuzzer-no-link"
 objects=()
 for c in Sources/CKernels/*.c; do
@@ -42,14 +47,13 @@ swiftc -O -g -sanitize=fuzzer,address -parse-as-library -module-name HARP \
     $(find Sources/HARP -name '*.swift' | sort) tools/fuzz/*.swift Tests/HARPTestSupport/TinyModel.swift \
     "${objects[@]}" -lopenblas -lsentencepiece -lstdc++ -lm -lpthread \
     -o "$OUT/harp-fuzz" 2> >(grep -v "ignoring import of module 'HARP'\|^import HARP\|^ *|\|^ *\`-\|^\s*$" >&2)
+fi
 
 CORPUS="$OUT/corpus"
 rm -rf "$CORPUS"
 HARP_FUZZ_WRITE_SEEDS="$CORPUS" "$OUT/harp-fuzz"
 echo "seed corpus: $(ls "$CORPUS" | wc -l) files, $(du -sh "$CORPUS" | cut -f1)"
 
-# Leaks are not what this looks for (the tokenizer caches live for the process).
-export ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1
 args=(-max_total_time="$SECONDS_TO_RUN" -max_len=65536 -rss_limit_mb=2048 -timeout=10
       -artifact_prefix="$OUT/crashes/" -print_final_stats=1)
 if [ "$JOBS" -gt 1 ]; then args+=(-jobs="$JOBS" -workers="$JOBS"); fi
