@@ -16,7 +16,11 @@ public enum HARPError: Error, Equatable, Sendable, CustomStringConvertible {
     /// A command-line or API argument is wrong.
     case invalidArgument(String)
 
-    public var description: String {
+    /// One line: control characters that reached a message (from a file name, a key, a string in a
+    /// model) are escaped, and the whole is cut at 1000 characters.
+    public var description: String { UntrustedText.escaped(rawDescription, limit: 1000) }
+
+    private var rawDescription: String {
         switch self {
         case .io(let path, let reason): return "\(path): \(reason)"
         case .invalidGGUF(let path, let reason): return "\(path): invalid GGUF file: \(reason)"

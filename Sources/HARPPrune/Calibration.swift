@@ -31,8 +31,7 @@ public struct CalibrationSet: Sendable {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw HARPError.io(path: path, reason: "cannot read the calibration file")
         }
-        let text = String(decoding: data, as: UTF8.self)
-        guard !text.allSatisfy(\.isWhitespace) else { throw HARPError.io(path: path, reason: "the calibration file is empty") }
+        let text = try calibrationText(data, path: path)
         let tokens = tokenizer.encode(text, parseSpecial: false)
         guard tokens.count > length else {
             throw HARPError.invalidArgument("\(path): the calibration text has \(tokens.count) tokens, fewer than one window of \(length) + 1")
@@ -43,6 +42,41 @@ public struct CalibrationSet: Sendable {
             return Array(tokens[start..<(start + length)])
         }
         return try CalibrationSet(windows: windows, source: path)
+    }
+
+    /// Smallest share of a calibration text that must be letters, digits, punctuation or spaces.
+    static let minimumTextShare = 0.9
+
+    /// The file's text: valid UTF-8 (the first bad byte is named) that is mostly text — no NULs,
+    /// at most 10% control or unassigned characters — so random or binary bytes are refused
+    /// instead of calibrating on the tokenizer's byte fallback.
+    static func calibrationText(_ data: Data, path: String) throws -> String {
+        let bytes = [UInt8](data)
+        var decoder = UTF8()
+        var iterator = bytes.makeIterator()
+        var text = String.UnicodeScalarView()
+        var offset = 0, textual = 0
+        loop: while true {
+            switch decoder.decode(&iterator) {
+            case .scalarValue(let scalar):
+                guard scalar.value != 0 else { throw HARPError.io(path: path, reason: "the calibration file has a NUL byte at offset \(offset): not text") }
+                text.append(scalar)
+                offset += UTF8.width(scalar)
+                switch scalar.properties.generalCategory {
+                case .control where !"\t\n\r\u{0C}".unicodeScalars.contains(scalar), .unassigned, .privateUse, .surrogate: break
+                default: textual += 1
+                }
+            case .emptyInput: break loop
+            case .error:
+                throw HARPError.io(path: path, reason: "the calibration file is not valid UTF-8 (byte offset \(offset)): not text")
+            }
+        }
+        let result = String(text)
+        guard !result.allSatisfy(\.isWhitespace) else { throw HARPError.io(path: path, reason: "the calibration file is empty") }
+        guard Double(textual) >= minimumTextShare * Double(text.count) else {
+            throw HARPError.io(path: path, reason: "the calibration file is mostly control characters (\(text.count - textual) of \(text.count)): not text")
+        }
+        return result
     }
 
     /// Positions of a window whose next token is scored.

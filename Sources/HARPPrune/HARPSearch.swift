@@ -136,7 +136,8 @@ struct HARPSearch {
             perplexities.append(row)
             currentPerplexity = best.ppl
         }
-        var sweepPerplexities = [currentPerplexity]
+        // No searched layer (--drop-last 0): no greedy pass, so no figure to report.
+        var sweepPerplexities = layers.isEmpty ? [] : [currentPerplexity]
         if let bottom = layers.min(), let input = inputs[bottom], grid.count > 1 {
             sweeps: for _ in 0..<refinementSweeps {
                 var moved = false

@@ -104,10 +104,22 @@ public struct PruneReport: Codable, Sendable {
     /// α per searched layer, top layer first (the order the paper lists them).
     public var alphasTopFirst: [Float] { searchedLayers.compactMap { l in layers.first { $0.index == l }?.alpha ?? 0 } }
 
+    /// The report as JSON. A figure that is not finite (a diverged perplexity) is written as
+    /// `null`: JSON has no infinity, and the encoder would otherwise throw after the whole run.
     public func json() throws -> Data {
+        let marker = "\u{0}non-finite"  // no path or method name contains NUL
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        return try encoder.encode(self)
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: marker, negativeInfinity: marker, nan: marker)
+        let tree = try JSONSerialization.jsonObject(with: encoder.encode(self))
+        func nullifying(_ value: Any) -> Any {
+            switch value {
+            case let s as String: return s == marker ? NSNull() : s
+            case let a as [Any]: return a.map(nullifying)
+            case let d as [String: Any]: return d.mapValues(nullifying)
+            default: return value
+            }
+        }
+        return try JSONSerialization.data(withJSONObject: nullifying(tree), options: [.prettyPrinted, .sortedKeys])
     }
 
     public var markdown: String {

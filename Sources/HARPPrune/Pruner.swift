@@ -51,6 +51,37 @@ public struct PruneOptions: Sendable {
 
     public init() {}
 
+    /// Most α values a search may try: each costs a pass over the searched windows per layer.
+    public static let maxAlphaGridCount = 1000
+
+    /// `--alpha-grid`: 'a,b,c' or 'start:end:step' (finite, start ≤ end, step > 0, at most
+    /// `maxAlphaGridCount` values).
+    public static func parseAlphaGrid(_ text: String) throws -> [Float] {
+        func bad(_ why: String) -> HARPError { .invalidArgument("option --alpha-grid: '\(text)' \(why)") }
+        let parts = text.split(separator: ":", omittingEmptySubsequences: false).map { Double($0.trimmingCharacters(in: .whitespaces)) }
+        let values: [Float]
+        if parts.count == 3 {
+            guard let start = parts[0], let end = parts[1], let step = parts[2] else { throw bad("is not 'start:end:step' with three numbers") }
+            guard start.isFinite, end.isFinite, step.isFinite else { throw bad("has a value that is not finite") }
+            guard start <= end else { throw bad("has start > end") }
+            guard step > 0 else { throw bad("needs a positive step") }
+            let steps = ((end - start) / step + 1e-4).rounded(.down)
+            guard steps < Double(maxAlphaGridCount) else {
+                throw bad("makes \(steps < 1e18 ? String(Int(steps) + 1) : "more than 10^18") values; at most \(maxAlphaGridCount) are allowed")
+            }
+            values = (0...Int(steps)).map { Float(start + Double($0) * step) }
+        } else if parts.count == 1 {
+            let list = text.split(separator: ",", omittingEmptySubsequences: false).map { Float($0.trimmingCharacters(in: .whitespaces)) }
+            guard list.allSatisfy({ $0 != nil }) else { throw bad("is neither 'a,b,c' nor 'start:end:step'") }
+            values = list.compactMap { $0 }
+        } else {
+            throw bad("is neither 'a,b,c' nor 'start:end:step'")
+        }
+        guard values.count <= maxAlphaGridCount else { throw bad("has \(values.count) values; at most \(maxAlphaGridCount) are allowed") }
+        guard values.allSatisfy({ $0.isFinite && $0 >= 0 }) else { throw bad("must hold finite values ≥ 0") }
+        return values
+    }
+
     func validate(layers: Int) throws {
         // A baseline given its own --budget does not use --drop-last.
         guard (0...layers).contains(dropLast) || (method != .harp && budget != nil) else {
@@ -59,8 +90,15 @@ public struct PruneOptions: Sendable {
         if let budget, !(0...1).contains(budget) {
             throw HARPError.invalidArgument("--budget \(budget) is not a share between 0 and 1")
         }
-        guard !alphaGrid.isEmpty, alphaGrid.allSatisfy({ $0.isFinite && $0 >= 0 }) else {
-            throw HARPError.invalidArgument("the α grid must hold at least one finite value ≥ 0")
+        guard !alphaGrid.isEmpty, alphaGrid.count <= Self.maxAlphaGridCount, alphaGrid.allSatisfy({ $0.isFinite && $0 >= 0 }) else {
+            throw HARPError.invalidArgument("the α grid must hold 1 to \(Self.maxAlphaGridCount) finite values ≥ 0")
+        }
+        if method == .shortGPT {
+            // Removing every layer leaves a model with nothing to run (and a file no runtime loads).
+            let removed = Int(((budget ?? Double(dropLast) / Double(layers)) * Double(layers)).rounded())
+            guard removed < layers else {
+                throw HARPError.invalidArgument("shortgpt would remove all \(layers) layers (--drop-last / --budget too large); at most \(layers - 1) can go")
+            }
         }
         if let searchWindows, searchWindows < 1 {
             throw HARPError.invalidArgument("--search-windows \(searchWindows) must be at least 1")

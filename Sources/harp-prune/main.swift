@@ -37,24 +37,6 @@ let spec = CommandSpec(
 
 func status(_ text: String) { FileHandle.standardError.write(Data(text.utf8)) }
 
-/// Resolved absolute path, so `./a.gguf` and `a.gguf` compare equal.
-func canonicalPath(_ path: String) -> String {
-    URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path
-}
-
-func parseGrid(_ text: String) throws -> [Float] {
-    let bad = HARPError.invalidArgument("option --alpha-grid: '\(text)' is neither 'a,b,c' nor 'start:end:step'")
-    let parts = text.split(separator: ":").map { Float($0.trimmingCharacters(in: .whitespaces)) }
-    if parts.count == 3 {
-        guard let start = parts[0], let end = parts[1], let step = parts[2], step > 0, end >= start else { throw bad }
-        let count = Int(((end - start) / step + 1e-4).rounded(.down))
-        return (0...count).map { start + Float($0) * step }
-    }
-    let values = text.split(separator: ",").map { Float($0.trimmingCharacters(in: .whitespaces)) }
-    guard !values.isEmpty, values.allSatisfy({ $0 != nil }) else { throw bad }
-    return values.compactMap { $0 }
-}
-
 /// A one-line progress bar on stderr per phase.
 final class ProgressBar {
     private var phase = ""
@@ -79,21 +61,12 @@ func run(_ args: ParsedArguments) throws {
     let modelPath = args.string("--model") ?? defaultModelPath
     guard FileManager.default.fileExists(atPath: modelPath) else { throw HARPError.io(path: modelPath, reason: "no such model file") }
     let deci = args.string("--deci")
-    let input = canonicalPath(modelPath)
-    for (option, path) in [("--out", out), ("--deci", deci)] {
-        if let path, canonicalPath(path) == input {
-            throw HARPError.invalidArgument("option \(option): '\(path)' is the input model; harp-prune never overwrites its input")
-        }
-    }
-    if let deci, canonicalPath(deci) == canonicalPath(out) {
-        throw HARPError.invalidArgument("options --out and --deci name the same file '\(out)'")
-    }
 
     var options = PruneOptions()
     options.method = try args.choice("--method", default: .harp)
     options.dropLast = try args.int("--drop-last", default: options.dropLast, range: 0...100_000)
     if args.string("--budget") != nil { options.budget = Double(try args.float("--budget", default: 0, range: 0...1)) }
-    if let grid = args.string("--alpha-grid") { options.alphaGrid = try parseGrid(grid) }
+    if let grid = args.string("--alpha-grid") { options.alphaGrid = try PruneOptions.parseAlphaGrid(grid) }
     let searchWindows = try args.int("--search-windows", default: options.searchWindows ?? 0, range: 0...1_000_000)
     options.searchWindows = searchWindows == 0 ? nil : searchWindows
     options.refinementSweeps = try args.int("--refine", default: options.refinementSweeps, range: 0...100)
@@ -120,6 +93,16 @@ func run(_ args: ParsedArguments) throws {
     let seed = UInt64(try args.int("--seed", default: 0, range: 0...Int.max))
     let threads = try args.optionalInt("--threads", range: 1...256)
     let calibrationPath = args.string("--calibration") ?? defaultCalibrationPath
+    // Every file this run writes, checked against the inputs and each other before any work.
+    let base = out.hasSuffix(".gguf") ? String(out.dropLast(5)) : out
+    let markdownPath = args.string("--report") ?? base + ".md"
+    let jsonPath = (markdownPath.hasSuffix(".md") ? String(markdownPath.dropLast(3)) : markdownPath) + ".json"
+    let plan = try OutputPlan(
+        inputs: [.init("-m", modelPath), .init("-f", calibrationPath)],
+        outputs: [.init("--out", out)] + (deci.map { [.init("--deci", $0)] } ?? [])
+            + [.init("--report", markdownPath), .init("the JSON report", jsonPath)])
+    for stale in plan.removeStaleTemporaries() { status("harp-prune: removed \(stale), left by an interrupted run\n") }
+    TemporaryFiles.removeOnTermination()
 
     let file = try GGUFFile(path: modelPath)
     let model = try Model(file: file)
@@ -132,23 +115,16 @@ func run(_ args: ParsedArguments) throws {
     let outcome = try pruner.run(progress: bar.update)
     let report = outcome.report
     let metadata = Pruner.provenance(report)
-    try ModelWriter.write(outcome.model, to: out, layout: .native, type: options.storageType, extraMetadata: metadata, protecting: modelPath)
-    status("wrote \(out)\n")
-    let base = out.hasSuffix(".gguf") ? String(out.dropLast(5)) : out
-    let markdownPath = args.string("--report") ?? base + ".md"
-    let jsonPath = (markdownPath.hasSuffix(".md") ? String(markdownPath.dropLast(3)) : markdownPath) + ".json"
-    try Data(report.markdown.utf8).write(to: URL(fileURLWithPath: markdownPath), options: .atomic)
-    try report.json().write(to: URL(fileURLWithPath: jsonPath), options: .atomic)
+    // Staged (each model reloaded to prove it loads), then published together: a refused
+    // result writes nothing.
+    var staged = [try plan.stageModel(outcome.model, to: out, layout: .native, type: options.storageType, extraMetadata: metadata)]
     if let deci {
-        // Last: a model the deci layout cannot express (a removed block that keeps a constant
-        // output) fails here with the native file and the reports already written.
-        do {
-            try ModelWriter.write(outcome.model, to: deci, layout: .deci, type: options.storageType, extraMetadata: metadata, protecting: modelPath)
-        } catch let error as HARPError {
-            throw HARPError.invalidArgument("\(deci): \(error.description); \(out) and its reports were written")
-        }
-        status("wrote \(deci)\n")
+        staged.append(try plan.stageModel(outcome.model, to: deci, layout: .deci, type: options.storageType, extraMetadata: metadata))
     }
+    staged.append(try plan.stage(Data(report.markdown.utf8), to: markdownPath))
+    staged.append(try plan.stage(report.json(), to: jsonPath))
+    try plan.commit(staged)
+    status("wrote \(([out] + (deci.map { [$0] } ?? [])).joined(separator: ", "))\n")
     for phase in report.phases where phase != "total" { status("  \(phase): " + String(format: "%.1f s\n", report.timings[phase] ?? 0)) }
     if !report.searchedLayers.isEmpty, options.fit == .alpha {
         print("alpha (layers \(report.searchedLayers.map(String.init).joined(separator: ",")), top first): "

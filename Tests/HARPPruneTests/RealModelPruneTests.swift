@@ -49,7 +49,7 @@ struct RealModelPruneTests {
         }
         let model = PruneFixtures.smolLM2Path
         let out = TinyDense.temporaryPath("cli-out")
-        try expectFailure(["-m", model, "-o", model], "is the input model; harp-prune never overwrites its input")
+        try expectFailure(["-m", model, "-o", model], "is the same file as the input -m '\(model)'; harp-prune never overwrites its input")
         try expectFailure(["-m", model, "-o", out, "--drop-last", "31"], "--drop-last 31 is outside 0...30 (the model has 30 layers)")
         try expectFailure(["-m", model, "-o", out, "--deci", out + ".deci", "--compensate"],
                           "--compensate cannot be combined with --deci")
@@ -64,7 +64,7 @@ struct RealModelPruneTests {
         let unsupported = TinyDense.temporaryPath("gpt2")
         try TinyDense.writer(shape).write(to: unsupported)
         defer { try? FileManager.default.removeItem(atPath: unsupported) }
-        try expectFailure(["-m", unsupported, "-o", out], "architecture 'gpt2' is not supported")
+        try expectFailure(["-m", unsupported, "-o", out], "architecture \"gpt2\" is not supported")
         #expect(!FileManager.default.fileExists(atPath: out))
     }
 }

@@ -210,3 +210,62 @@ extension LayerWeights {
         set { attention.frame = newValue }
     }
 }
+
+/// Tiny loadable models of every supported family, each with every metadata key its loader reads
+/// (optional ones included) and a byte-level GPT-2 tokenizer, for the hostile-metadata tests and
+/// the fuzz seed corpus.
+public enum TinyFamily {
+    public static let families = ["llama", "qwen2", "gemma2", "gemma3", "deci"]
+
+    /// A byte-level vocabulary (the 256 GPT-2 byte symbols), one merge and `<|im_end|>`.
+    public static func tokenizerMetadata() -> [(String, GGUFValue)] {
+        // GPT-2's printable byte mapping: printable Latin-1 bytes stand for themselves, the others
+        // for 256 + n in order.
+        var extra: UInt32 = 0
+        let symbols = (0..<256).map { byte -> String in
+            let b = UInt32(byte)
+            if (33...126).contains(b) || (161...172).contains(b) || (174...255).contains(b) { return String(Unicode.Scalar(b)!) }
+            defer { extra += 1 }
+            return String(Unicode.Scalar(256 + extra)!)
+        }
+        let tokens = symbols + ["ab", "<|im_end|>"]
+        return [
+            ("tokenizer.ggml.model", .string("gpt2")),
+            ("tokenizer.ggml.pre", .string("smollm")),
+            ("tokenizer.ggml.tokens", .array(tokens.map { .string($0) })),
+            ("tokenizer.ggml.token_type", .array(Array(repeating: .int32(1), count: 257) + [.int32(3)])),
+            ("tokenizer.ggml.merges", .array([.string("a b")])),
+            ("tokenizer.ggml.bos_token_id", .uint32(257)),
+            ("tokenizer.ggml.eos_token_id", .uint32(257)),
+            ("tokenizer.ggml.add_bos_token", .bool(false)),
+        ]
+    }
+
+    public static let vocabularySize = 258
+
+    /// A writer of a tiny `family` model: 3 layers (6 for Gemma, whose layers alternate local and
+    /// global), d = 64, 4 heads of 16, 2 KV heads, FFN 96.
+    public static func writer(_ family: String, seed: UInt64 = 1, shape: (inout TinyModelSpec) -> Void = { _ in }) throws -> GGUFWriter {
+        let gemma = family.hasPrefix("gemma")
+        var spec = TinyModelSpec(architecture: family, layers: gemma ? 6 : 3, vocab: vocabularySize, context: 128, seed: seed)
+        spec.perLayerArrays = family == "deci"
+        shape(&spec)
+        // The builder lays out every tensor the family's schema requires (Qwen2's Q/K/V biases,
+        // Gemma's post-norms and query/key norms).
+        var w = try TinyModel.writer(spec)
+        let a = family
+        w.set("\(a).rope.dimension_count", .uint32(UInt32(spec.headDim)))
+        for (key, value) in tokenizerMetadata() { w.set(key, value) }
+        switch family {
+        case "gemma2", "gemma3":
+            w.set("\(a).attention.sliding_window", .uint32(8))
+            w.set("\(a).attention.sliding_window_pattern", .uint32(3))
+            w.set("\(a).rope.freq_base_swa", .float32(10_000))
+            w.set("\(a).attn_logit_softcapping", .float32(50))
+            w.set("\(a).final_logit_softcapping", .float32(30))
+        default:
+            w.set("\(a).rope.scale_linear", .float32(1))
+        }
+        return w
+    }
+}

@@ -32,9 +32,12 @@ public final class GGUFFile: @unchecked Sendable {  // immutable after init; the
     private let tensorIndex: [String: Int]
     private let base: UnsafeRawPointer
     private let size: Int
+    /// The bytes are this object's own allocation (`init(bytes:name:)`), not a mapping.
+    private let owned: Bool
 
     public init(path: String) throws {
         self.path = path
+        owned = false
         let fd = open(path, O_RDONLY)
         guard fd >= 0 else { throw HARPError.io(path: path, reason: String(cString: strerror(errno))) }
         defer { close(fd) }
@@ -50,21 +53,45 @@ public final class GGUFFile: @unchecked Sendable {  // immutable after init; the
         }
         base = UnsafeRawPointer(mapped)
         do {
-            var reader = ByteReader(base: base, size: size, path: path)
-            let parsed = try GGUFFile.parse(&reader)
-            version = parsed.version
-            metadataKeys = parsed.keys
-            metadata = parsed.metadata
-            tensors = parsed.tensors
-            alignment = parsed.alignment
-            tensorIndex = Dictionary(parsed.tensors.enumerated().map { ($1.name, $0) }, uniquingKeysWith: { a, _ in a })
+            (version, metadataKeys, metadata, tensors, alignment, tensorIndex) = try GGUFFile.parse(base: base, size: size, path: path)
         } catch {
             munmap(mapped, size)
             throw error
         }
     }
 
-    deinit { munmap(UnsafeMutableRawPointer(mutating: base), size) }
+    /// A GGUF file held in memory (a copy of `bytes`, aligned like a mapping); `name` stands for
+    /// the path in errors.
+    public init(bytes: [UInt8], name: String) throws {
+        path = name
+        owned = true
+        let count = bytes.count
+        size = count
+        guard count >= 24 else {
+            throw HARPError.invalidGGUF(path: name, reason: "file is \(count) bytes, too short for a GGUF header")
+        }
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: count, alignment: 64)
+        bytes.withUnsafeBytes { buffer.copyMemory(from: $0.baseAddress!, byteCount: count) }
+        base = UnsafeRawPointer(buffer)
+        do {
+            (version, metadataKeys, metadata, tensors, alignment, tensorIndex) = try GGUFFile.parse(base: base, size: size, path: name)
+        } catch {
+            buffer.deallocate()
+            throw error
+        }
+    }
+
+    deinit {
+        if owned { UnsafeMutableRawPointer(mutating: base).deallocate() } else { munmap(UnsafeMutableRawPointer(mutating: base), size) }
+    }
+
+    private static func parse(base: UnsafeRawPointer, size: Int, path: String) throws
+        -> (Int, [String], [String: GGUFValue], [GGUFTensorInfo], Int, [String: Int]) {
+        var reader = ByteReader(base: base, size: size, path: path)
+        let parsed = try GGUFFile.parse(&reader)
+        let index = Dictionary(parsed.tensors.enumerated().map { ($1.name, $0) }, uniquingKeysWith: { a, _ in a })
+        return (parsed.version, parsed.keys, parsed.metadata, parsed.tensors, parsed.alignment, index)
+    }
 
     public func tensor(named name: String) -> GGUFTensorInfo? {
         tensorIndex[name].map { tensors[$0] }
@@ -95,8 +122,9 @@ public final class GGUFFile: @unchecked Sendable {  // immutable after init; the
         }
         let version = Int(try r.read(UInt32.self))
         guard version == 2 || version == 3 else { throw r.error("unsupported GGUF version \(version) (2 and 3 are supported)") }
-        let tensorCount = try r.readCount("tensor count", limit: r.size / 8)
-        let kvCount = try r.readCount("metadata count", limit: r.size / 12)
+        // Each tensor entry takes at least 32 bytes, each metadata entry 13: counts beyond that are lies.
+        let tensorCount = try r.readCount("tensor count", limit: r.size / 32)
+        let kvCount = try r.readCount("metadata count", limit: r.size / 13)
 
         var keys: [String] = []
         var metadata: [String: GGUFValue] = [:]
@@ -104,7 +132,7 @@ public final class GGUFFile: @unchecked Sendable {  // immutable after init; the
             let key = try r.readString(what: "metadata key #\(i)")
             let code = try r.read(UInt32.self)
             let value = try r.readValue(code: code, key: key, depth: 0)
-            if metadata.updateValue(value, forKey: key) != nil { throw r.error("duplicate metadata key '\(key)'") }
+            if metadata.updateValue(value, forKey: key) != nil { throw r.error("duplicate metadata key \(UntrustedText.quoted(key))") }
             keys.append(key)
         }
 
@@ -122,19 +150,20 @@ public final class GGUFFile: @unchecked Sendable {  // immutable after init; the
         for i in 0..<tensorCount {
             let name = try r.readString(what: "tensor name #\(i)")
             let nDims = Int(try r.read(UInt32.self))
-            guard (1...4).contains(nDims) else { throw r.error("tensor '\(name)' has \(nDims) dimensions (1 to 4 allowed)") }
+            let quoted = UntrustedText.quoted(name)
+            guard (1...4).contains(nDims) else { throw r.error("tensor \(quoted) has \(nDims) dimensions (1 to 4 allowed)") }
             var shape: [Int] = []
             for _ in 0..<nDims {
                 let d = try r.read(UInt64.self)
-                guard d > 0, d < 1 << 40 else { throw r.error("tensor '\(name)' has dimension \(d)") }
+                guard d > 0, d < 1 << 40 else { throw r.error("tensor \(quoted) has dimension \(d)") }
                 shape.append(Int(d))
             }
             let typeCode = try r.read(UInt32.self)
             guard let type = GGMLType(rawValue: typeCode) else {
-                throw r.error("tensor '\(name)' has unknown type \(typeCode)")
+                throw r.error("tensor \(quoted) has unknown type \(typeCode)")
             }
             let offset = try r.read(UInt64.self)
-            guard offset < UInt64(r.size) else { throw r.error("tensor '\(name)' offset \(offset) is beyond the end of the file (\(r.size) bytes): truncated?") }
+            guard offset < UInt64(r.size) else { throw r.error("tensor \(quoted) offset \(offset) is beyond the end of the file (\(r.size) bytes): truncated?") }
             raw.append(RawTensor(name: name, shape: shape, type: type, offset: Int(offset)))
         }
 
@@ -143,22 +172,29 @@ public final class GGUFFile: @unchecked Sendable {  // immutable after init; the
         tensors.reserveCapacity(raw.count)
         var seen = Set<String>()
         for t in raw {
-            guard seen.insert(t.name).inserted else { throw r.error("duplicate tensor '\(t.name)'") }
+            let quoted = UntrustedText.quoted(t.name)
+            guard seen.insert(t.name).inserted else { throw r.error("duplicate tensor \(quoted)") }
             var elements = 1
             for d in t.shape {
                 let (p, o) = elements.multipliedReportingOverflow(by: d)
-                guard !o else { throw r.error("tensor '\(t.name)' shape \(t.shape) is too large") }
+                guard !o else { throw r.error("tensor \(quoted) shape \(t.shape) is too large") }
                 elements = p
             }
             guard t.shape[0] % t.type.blockSize == 0, let bytes = t.type.byteCount(elements: elements) else {
-                throw r.error("tensor '\(t.name)' row length \(t.shape[0]) is not a multiple of the \(t.type.name) block size \(t.type.blockSize)")
+                throw r.error("tensor \(quoted) row length \(t.shape[0]) is not a multiple of the \(t.type.name) block size \(t.type.blockSize)")
             }
-            guard t.offset % alignment == 0 else { throw r.error("tensor '\(t.name)' offset \(t.offset) is not aligned to \(alignment)") }
+            guard t.offset % alignment == 0 else { throw r.error("tensor \(quoted) offset \(t.offset) is not aligned to \(alignment)") }
             let start = dataStart + t.offset
             guard start <= r.size, bytes <= r.size - start else {
-                throw r.error("tensor '\(t.name)' (\(bytes) bytes at \(start)) extends past the end of the file (\(r.size) bytes): truncated?")
+                throw r.error("tensor \(quoted) (\(bytes) bytes at \(start)) extends past the end of the file (\(r.size) bytes): truncated?")
             }
             tensors.append(GGUFTensorInfo(name: t.name, shape: t.shape, type: t.type, fileOffset: start, byteCount: bytes))
+        }
+        // Two tensors sharing bytes would alias one another's weights (and an edit of one in place
+        // would change the other): refuse them.
+        let byStart = tensors.sorted { $0.fileOffset < $1.fileOffset }
+        for (a, b) in zip(byStart, byStart.dropFirst()) where b.fileOffset < a.fileOffset + a.byteCount {
+            throw r.error("tensors \(UntrustedText.quoted(a.name)) and \(UntrustedText.quoted(b.name)) overlap (bytes \(b.fileOffset)..<\(a.fileOffset + a.byteCount))")
         }
         return Parsed(version: version, keys: keys, metadata: metadata, tensors: tensors, alignment: alignment)
     }
@@ -203,9 +239,15 @@ private struct ByteReader {
     }
 
     mutating func readValue(code: UInt32, key: String, depth: Int) throws -> GGUFValue {
+        let key = UntrustedText.quoted(key)
         guard let type = GGUFValue.TypeCode(rawValue: code) else {
-            throw error("metadata key '\(key)' has unknown value type \(code)")
+            throw error("metadata key \(key) has unknown value type \(code)")
         }
+        return try readElement(type: type, key: key, depth: depth)
+    }
+
+    /// One value of a known type; `key` is already quoted for messages.
+    private mutating func readElement(type: GGUFValue.TypeCode, key: String, depth: Int) throws -> GGUFValue {
         switch type {
         case .uint8: return .uint8(try read(UInt8.self))
         case .int8: return .int8(try read(Int8.self))
@@ -219,16 +261,37 @@ private struct ByteReader {
         case .float64: return .float64(Double(bitPattern: try read(UInt64.self)))
         case .bool:
             let b = try read(UInt8.self)
-            guard b <= 1 else { throw error("metadata key '\(key)' has bool value \(b)") }
+            guard b <= 1 else { throw error("metadata key \(key) has bool value \(b)") }
             return .bool(b == 1)
-        case .string: return .string(try readString(what: "metadata key '\(key)'"))
+        case .string: return .string(try readString(what: "metadata key \(key)"))
         case .array:
-            guard depth < 4 else { throw error("metadata key '\(key)' nests arrays too deeply") }
+            guard depth < 4 else { throw error("metadata key \(key) nests arrays too deeply") }
             let elementCode = try read(UInt32.self)
-            let count = try readCount("metadata key '\(key)' array length", limit: size - offset)
+            guard let elementType = GGUFValue.TypeCode(rawValue: elementCode) else {
+                throw error("metadata key \(key) is an array of unknown value type \(elementCode)")
+            }
+            // Numbers and booleans stay packed (about their bytes in memory); each string element
+            // takes at least its 8-byte length, each nested array 12 bytes.
+            let minimumSize = elementType.fixedSize ?? (elementType == .string ? 8 : 12)
+            let length = try read(UInt64.self)
+            guard length <= UInt64((size - offset) / minimumSize) else {
+                throw error("metadata key \(key) array length \(length) runs past the end of the file")
+            }
+            let count = Int(length)
+            if let fixed = elementType.fixedSize {
+                let bytes = Array(UnsafeRawBufferPointer(start: base + offset, count: count * fixed))
+                offset += count * fixed
+                if elementType == .bool, let bad = bytes.firstIndex(where: { $0 > 1 }) {
+                    throw error("metadata key \(key) has bool value \(bytes[bad]) at index \(bad)")
+                }
+                guard let packed = GGUFPackedArray(elementType: elementType, bytes: bytes) else {
+                    throw error("metadata key \(key): cannot pack \(count) elements")
+                }
+                return .packed(packed)
+            }
             var items: [GGUFValue] = []
             items.reserveCapacity(count)
-            for _ in 0..<count { items.append(try readValue(code: elementCode, key: key, depth: depth + 1)) }
+            for _ in 0..<count { items.append(try readElement(type: elementType, key: key, depth: depth + 1)) }
             return .array(items)
         }
     }

@@ -92,31 +92,17 @@ public struct GGUFWriter: Sendable {
 
     /// Writes the file atomically. Refuses to write over `protectedPath` (the input of a conversion).
     public func write(to path: String, protecting protectedPath: String? = nil) throws {
+        try stage(to: path, protecting: protectedPath).commit()
+    }
+
+    /// Writes the file under a temporary name beside `path`; `commit()` puts it in place. Lets a
+    /// caller write several files and publish them only when all succeeded.
+    public func stage(to path: String, protecting protectedPath: String? = nil) throws -> StagedFile {
         if let protectedPath, FileManager.default.fileExists(atPath: path),
            (try? sameFile(path, protectedPath)) == true {
             throw HARPError.invalidArgument("output \(path) is the input file; refusing to overwrite it")
         }
-        let bytes = try encoded()
-        let url = URL(fileURLWithPath: path)
-        let dir = url.deletingLastPathComponent()
-        let temp = dir.appendingPathComponent(".\(url.lastPathComponent).\(ProcessInfo.processInfo.processIdentifier).tmp")
-        do {
-            guard FileManager.default.createFile(atPath: temp.path, contents: nil) else {
-                throw HARPError.io(path: temp.path, reason: "cannot create file")
-            }
-            let handle = try FileHandle(forWritingTo: temp)
-            defer { try? handle.close() }
-            try handle.write(contentsOf: bytes)
-            try handle.synchronize()
-            try handle.close()
-            if rename(temp.path, url.path) != 0 {
-                throw HARPError.io(path: path, reason: "cannot rename \(temp.path) into place: \(String(cString: strerror(errno)))")
-            }
-        } catch {
-            try? FileManager.default.removeItem(at: temp)
-            if let e = error as? HARPError { throw e }
-            throw HARPError.io(path: path, reason: "\(error.localizedDescription)")
-        }
+        return try StagedFile(bytes: try encoded(), destination: path)
     }
 
     private func sameFile(_ a: String, _ b: String) throws -> Bool {
@@ -172,6 +158,10 @@ private struct ByteWriter {
             u32((items.first?.typeCode ?? .int32).rawValue)
             u64(UInt64(items.count))
             for item in items { try value(item, key: key) }
+        case .packed(let items):
+            u32(items.elementType.rawValue)
+            u64(UInt64(items.count))
+            bytes.append(contentsOf: items.bytes)
         }
     }
 }

@@ -58,6 +58,11 @@ public enum ModelWriter {
         var heads: [Int] = [], kvHeads: [Int] = []
         let fusedHeads = c.embeddingLength / headDim
         for (l, spec) in c.layers.enumerated() {
+            // llama.cpp's deci graph skips a layer with no FFN before adding its attention output
+            // (`if (n_ff == 0) continue;`): such a layer must have no attention either.
+            if layout == .deci, spec.ffnWidth == 0, spec.attention != .none {
+                throw HARPError.invalidArgument("layer \(l): the deci layout cannot hold a layer with \(spec.attention.name) attention and no FFN (llama.cpp would skip its attention)")
+            }
             switch (spec.attention, layout) {
             case (.full(let h, let kv, _), _): heads.append(h); kvHeads.append(kv)
             case (.valueOnly(let kv, _), .native): heads.append(kv); kvHeads.append(kv)

@@ -33,7 +33,7 @@ public final class KVCache: @unchecked Sendable {  // owned by one engine; not s
     public let byteCount: Int
 
     public init(config: ModelConfig, sequences: Int = 1, contextLength: Int, type: KVCacheType = .f16) throws {
-        guard sequences > 0 else { throw HARPError.invalidArgument("KV cache needs at least one sequence") }
+        guard (1...65_536).contains(sequences) else { throw HARPError.invalidArgument("KV cache needs 1 to 65536 sequences, got \(sequences)") }
         guard contextLength > 0 else { throw HARPError.invalidArgument("context length must be positive, got \(contextLength)") }
         sequenceCount = sequences
         self.contextLength = contextLength
@@ -45,7 +45,8 @@ public final class KVCache: @unchecked Sendable {  // owned by one engine; not s
                 slots.append(widths.count)
                 widths.append(spec.kvWidth)
                 windows.append(spec.slidingWindow)
-                capacities.append(spec.slidingWindow.map { min(contextLength, $0 + KVCache.slack(window: $0)) } ?? contextLength)
+                // A window as long as the context is no window (and its + slack could overflow).
+                capacities.append(spec.slidingWindow.map { $0 >= contextLength ? contextLength : min(contextLength, $0 + KVCache.slack(window: $0)) } ?? contextLength)
             } else {
                 slots.append(nil)
             }
@@ -54,23 +55,35 @@ public final class KVCache: @unchecked Sendable {  // owned by one engine; not s
         rowWidths = widths
         self.windows = windows
         self.capacities = capacities
-        bases = Array(repeating: Array(repeating: 0, count: sequences), count: widths.count)
+        // Sizes come from a model file and a request: checked products, and an allocation that
+        // fails with an error instead of a trap.
+        func tooLarge(_ detail: String) -> HARPError {
+            .invalidArgument("a KV cache of \(sequences) sequence(s) × \(contextLength) positions for this model is too large (\(detail))")
+        }
         var total = 0
         var k: [UnsafeMutableRawPointer] = [], v: [UnsafeMutableRawPointer] = []
+        func release() { for p in k + v { free(p) } }
         for (w, capacity) in zip(widths, capacities) {
-            let bytes = sequences * capacity * w * type.elementBytes
-            k.append(UnsafeMutableRawPointer.allocate(byteCount: max(bytes, 1), alignment: 64))
-            v.append(UnsafeMutableRawPointer.allocate(byteCount: max(bytes, 1), alignment: 64))
-            total += 2 * bytes
+            var bytes = 0, overflow = false
+            (bytes, overflow) = sequences.multipliedReportingOverflow(by: capacity)
+            if !overflow { (bytes, overflow) = bytes.multipliedReportingOverflow(by: w * type.elementBytes) }
+            if !overflow { (total, overflow) = total.addingReportingOverflow(2 * bytes) }
+            guard !overflow, bytes < Int.max / 2 else { release(); throw tooLarge("its size overflows") }
+            var key: UnsafeMutableRawPointer?, value: UnsafeMutableRawPointer?
+            guard posix_memalign(&key, 64, max(bytes, 1)) == 0, let key else { release(); throw tooLarge("\(bytes) bytes per layer cannot be allocated") }
+            k.append(key)
+            guard posix_memalign(&value, 64, max(bytes, 1)) == 0, let value else { release(); throw tooLarge("\(bytes) bytes per layer cannot be allocated") }
+            v.append(value)
         }
         keys = k
         values = v
         byteCount = total
+        bases = Array(repeating: Array(repeating: 0, count: sequences), count: widths.count)
     }
 
     deinit {
-        for p in keys { p.deallocate() }
-        for p in values { p.deallocate() }
+        for p in keys { free(p) }
+        for p in values { free(p) }
     }
 
     /// Positions beyond the window a sliding-window buffer holds (see `rowsPerWrite`).

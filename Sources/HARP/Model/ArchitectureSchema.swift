@@ -47,6 +47,9 @@ public struct ArchitectureSchema: Sendable {
     /// `attn_output.bias` of layers without full attention (the pruner's compensation). llama.cpp's
     /// deci graph adds it only after full attention, so that layout has no slot for it.
     var prunedOutputBias: Presence = .optional
+    /// Without `harp.attention.kind`, `head_count = 0` marks an attention-free layer and
+    /// `head_count_kv = 0` a linear one (llama.cpp's deci convention); elsewhere they are errors.
+    var zeroHeadCountsMarkPrunedLayers = false
     /// Family keys read after the common ones (sliding windows, soft-caps, ...).
     var readKeys: (@Sendable (inout ModelConfig, ModelMetadata) throws -> Void)? = nil
     /// The inverse of `readKeys`: the same settings as `<arch>.` key suffixes and values.

@@ -9,19 +9,18 @@ enum DecoderLoader {
     }
 
     static func readConfig(_ meta: ModelMetadata, schema traits: ArchitectureSchema) throws -> ModelConfig {
-        let layerCount = try meta.int("block_count")
-        guard (1...4096).contains(layerCount) else { throw meta.fail("\(meta.architecture).block_count is \(layerCount)") }
-        let d = try meta.int("embedding_length")
-        guard d > 0 else { throw meta.fail("\(meta.architecture).embedding_length is \(d)") }
-        let heads = try meta.perLayerInts("attention.head_count", layers: layerCount)
-        let kvHeads = try meta.perLayerInts("attention.head_count_kv", layers: layerCount, default: -1)
+        typealias Bound = ModelMetadata.Bound
+        let layerCount = try meta.int("block_count", in: 1...Bound.layers)
+        let d = try meta.int("embedding_length", in: 1...Bound.width)
+        let heads = try meta.perLayerInts("attention.head_count", layers: layerCount, in: 0...Bound.heads)
+        let kvHeads = try meta.perLayerInts("attention.head_count_kv", layers: layerCount, in: 0...Bound.heads, default: -1)
             .enumerated().map { $1 < 0 ? heads[$0] : $1 }
-        let ffn = try meta.perLayerInts("feed_forward_length", layers: layerCount)
+        let ffn = try meta.perLayerInts("feed_forward_length", layers: layerCount, in: 0...Bound.width)
         let kinds = try meta.harpStrings("harp.attention.kind", layers: layerCount)
 
         // Head dimension: explicit key when present; otherwise llama.cpp's rule d / heads (of a layer with heads).
         let headDim: Int
-        if let explicit = try meta.optionalInt("attention.key_length") {
+        if let explicit = try meta.optionalInt("attention.key_length", in: 1...Bound.headDimension) {
             headDim = explicit
         } else if let h = heads.first(where: { $0 > 0 }), d % h == 0 {
             headDim = d / h
@@ -29,17 +28,20 @@ enum DecoderLoader {
             throw meta.fail("missing metadata key \(meta.architecture).attention.key_length")
         }
         guard headDim > 0 else { throw meta.fail("\(meta.architecture).attention.key_length is \(headDim)") }
-        if let valueLength = try meta.optionalInt("attention.value_length"), valueLength != headDim {
+        if let valueLength = try meta.optionalInt("attention.value_length", in: 1...Bound.headDimension), valueLength != headDim {
             throw meta.fail("\(meta.architecture).attention.value_length \(valueLength) differs from key_length \(headDim), which is not supported")
         }
 
-        let ropeBase = try meta.float("rope.freq_base", default: 10_000)
+        let ropeBase = try meta.positiveFloat("rope.freq_base", default: 10_000)
         var layers: [LayerSpec] = []
         for l in 0..<layerCount {
             let attention: AttentionKind
             switch kinds?[l] {
             case nil:
                 // llama.cpp convention (deci): no heads → no attention; heads but no KV heads → linear.
+                if heads[l] == 0 || kvHeads[l] == 0, !traits.zeroHeadCountsMarkPrunedLayers {
+                    throw meta.fail("layer \(l): \(meta.key(heads[l] == 0 ? "attention.head_count" : "attention.head_count_kv")) is 0, which only the deci layout or harp.attention.kind can mean")
+                }
                 if heads[l] == 0 { attention = .none }
                 else if kvHeads[l] == 0 { attention = .linear }
                 else { attention = .full(heads: heads[l], kvHeads: kvHeads[l], headDim: headDim) }
@@ -48,7 +50,7 @@ enum DecoderLoader {
             case "linear": attention = .linear
             case "none": attention = .none
             case let other?:
-                throw meta.fail("layer \(l): harp.attention.kind '\(other)' is not one of full, value-only, linear, none")
+                throw meta.fail("layer \(l): harp.attention.kind \(UntrustedText.quoted(other)) is not one of full, value-only, linear, none")
             }
             switch attention {
             case .full(let h, let kv, _):
@@ -63,8 +65,8 @@ enum DecoderLoader {
         }
 
         let vocab: Int
-        if let v = try meta.optionalInt("vocab_size") { vocab = v }
-        else if let tokens = meta.file.metadata["tokenizer.ggml.tokens"]?.arrayValue { vocab = tokens.count }
+        if let v = try meta.optionalInt("vocab_size", in: 1...Bound.vocabulary) { vocab = v }
+        else if let tokens = meta.file.metadata["tokenizer.ggml.tokens"]?.arrayCount { vocab = tokens }
         else if let embd = meta.file.tensor(named: "token_embd.weight"), embd.shape.count >= 2 { vocab = embd.shape[1] }
         else { throw meta.fail("cannot determine the vocabulary size (no \(meta.architecture).vocab_size)") }
 
@@ -72,10 +74,10 @@ enum DecoderLoader {
             architecture: meta.architecture,
             embeddingLength: d,
             vocabularySize: vocab,
-            contextLength: try meta.optionalInt("context_length") ?? 2048,
+            contextLength: try meta.optionalInt("context_length", in: 1...Bound.context) ?? 2048,
             layers: layers,
-            normEpsilon: try meta.float("attention.layer_norm_rms_epsilon", default: traits.defaultNormEpsilon),
-            ropeDimensions: try meta.optionalInt("rope.dimension_count") ?? headDim,
+            normEpsilon: try meta.positiveFloat("attention.layer_norm_rms_epsilon", default: traits.defaultNormEpsilon),
+            ropeDimensions: try meta.optionalInt("rope.dimension_count", in: 1...Bound.headDimension) ?? headDim,
             ropeFreqScale: try ropeFrequencyScale(meta),
             ropeLayout: traits.ropeLayout,
             activation: traits.activation,
@@ -112,9 +114,8 @@ enum DecoderLoader {
         case "none":
             return 1
         case "linear":
-            let factor = try meta.optionalFloat("rope.scaling.factor") ?? meta.optionalFloat("rope.scale_linear") ?? 0
-            guard factor >= 0 else { throw meta.fail("metadata key \(meta.architecture).rope.scaling.factor is \(factor)") }
-            return factor == 0 ? 1 : 1 / factor
+            let factor = try meta.optionalPositiveFloat("rope.scaling.factor") ?? meta.optionalPositiveFloat("rope.scale_linear") ?? 1
+            return 1 / factor
         case "yarn", "longrope":
             throw meta.fail("metadata key \(typeKey) = '\(type)' is not supported (supported: none, linear; Llama 3.1 scaling comes as rope_freqs.weight)")
         default:

@@ -15,7 +15,7 @@ public final class Model: Sendable {
     public init(file: GGUFFile, weights format: WeightFormat = .native) throws {
         let meta = try ModelMetadata(file: file)
         guard let schema = ArchitectureSchema.named(meta.architecture) else {
-            throw HARPError.invalidModel(path: file.path, reason: "architecture '\(meta.architecture)' is not supported (supported: \(Model.supportedArchitectures.joined(separator: ", ")))")
+            throw HARPError.invalidModel(path: file.path, reason: "architecture \(UntrustedText.quoted(meta.architecture)) is not supported (supported: \(Model.supportedArchitectures.joined(separator: ", ")))")
         }
         (config, weights) = try DecoderLoader.load(metadata: meta, schema: schema, tensors: TensorLoader(file: file, format: format))
         self.file = file

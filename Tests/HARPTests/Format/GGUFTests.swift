@@ -104,10 +104,10 @@ struct GGUFTests {
         try #require(typeAt > 0)
         var unknown = bytes
         unknown[typeAt] = 99
-        expectInvalid(unknown, mentioning: "tensor 't' has unknown type 99")
+        expectInvalid(unknown, mentioning: "tensor \"t\" has unknown type 99")
         var far = bytes
         far[typeAt + 4 + 3] = 0x7f  // offset = large
-        expectInvalid(far, mentioning: "tensor 't'")
+        expectInvalid(far, mentioning: "tensor \"t\"")
     }
 
     @Test("a missing file names the path")

@@ -111,6 +111,6 @@ struct LayerStructureTests {
 
         var badKind = try TinyModel.writer(spec)
         badKind.set("harp.attention.kind", .array([.string("full"), .string("sparse"), .string("full")]))
-        expectError(badKind, "layer 1: harp.attention.kind 'sparse'")
+        expectError(badKind, "layer 1: harp.attention.kind \"sparse\"")
     }
 }

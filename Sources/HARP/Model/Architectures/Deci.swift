@@ -4,5 +4,5 @@ extension ArchitectureSchema {
     /// ones. HARP exports pruned models in this layout so other GGUF runtimes can run them. Its
     /// graph adds `attn_output.bias` only after full attention, so other layers have no slot for it.
     static let deci = ArchitectureSchema(name: "deci", ropeLayout: .normal, ropeFrequencyFactors: .optional,
-                                         prunedOutputBias: .absent)
+                                         prunedOutputBias: .absent, zeroHeadCountsMarkPrunedLayers: true)
 }

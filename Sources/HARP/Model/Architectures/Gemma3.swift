@@ -52,10 +52,11 @@ enum GemmaLayout {
             config.attentionScale = scale
         }
 
-        guard let window = try meta.optionalInt("attention.sliding_window") ?? defaults.slidingWindow, window > 0 else { return }
+        guard let window = try meta.optionalInt("attention.sliding_window", in: 0...ModelMetadata.Bound.context) ?? defaults.slidingWindow,
+              window > 0 else { return }
         let local = try localLayers(meta, layers: config.layerCount, defaultPattern: defaults.pattern)
         let globalBase = config.layers.first?.ropeBase ?? 10_000
-        let localBase = try meta.optionalFloat("rope.freq_base_swa") ?? defaults.localRopeBase ?? globalBase
+        let localBase = try meta.optionalPositiveFloat("rope.freq_base_swa") ?? defaults.localRopeBase ?? globalBase
         for l in config.layers.indices where local[l] {
             config.layers[l].slidingWindow = window
             config.layers[l].ropeBase = localBase
