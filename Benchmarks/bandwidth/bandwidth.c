@@ -121,20 +121,23 @@ AVX2 static uint64_t read_streams(const uint8_t *p, size_t n, int s) {
     return fold(_mm256_xor_si256(a0, a1));
 }
 
+// Reads one thread's share with variant v.
+static uint64_t read_share(const share *sh, variant v) {
+    switch (v.method) {
+    case PLAIN: return read_plain(sh->base, sh->bytes);
+    case PREFETCH_T0: return read_prefetch(sh->base, sh->bytes, (size_t)v.arg, 0);
+    case PREFETCH_T2: return read_prefetch(sh->base, sh->bytes, (size_t)v.arg, 1);
+    case NT: return read_nt(sh->base, sh->bytes);
+    default: return read_streams(sh->base, sh->bytes, v.arg);
+    }
+}
+
 static void *worker(void *arg) {
     share *sh = arg;
     for (;;) {
         pthread_barrier_wait(&start_bar);
         if (current.method < 0) return NULL;
-        uint64_t x = 0;
-        switch (current.method) {
-        case PLAIN: x = read_plain(sh->base, sh->bytes); break;
-        case PREFETCH_T0: x = read_prefetch(sh->base, sh->bytes, (size_t)current.arg, 0); break;
-        case PREFETCH_T2: x = read_prefetch(sh->base, sh->bytes, (size_t)current.arg, 1); break;
-        case NT: x = read_nt(sh->base, sh->bytes); break;
-        default: x = read_streams(sh->base, sh->bytes, current.arg); break;
-        }
-        atomic_fetch_xor(&sink, x);
+        atomic_fetch_xor(&sink, read_share(sh, current));
         ends[sh->tid] = now();
         pthread_barrier_wait(&end_bar);
     }
@@ -153,16 +156,7 @@ static double measure(variant v, size_t total) {
         const double t0 = now();
         pthread_barrier_wait(&start_bar);
         // The caller is thread 0.
-        uint64_t x = 0;
-        share *sh = &shares[0];
-        switch (v.method) {
-        case PLAIN: x = read_plain(sh->base, sh->bytes); break;
-        case PREFETCH_T0: x = read_prefetch(sh->base, sh->bytes, (size_t)v.arg, 0); break;
-        case PREFETCH_T2: x = read_prefetch(sh->base, sh->bytes, (size_t)v.arg, 1); break;
-        case NT: x = read_nt(sh->base, sh->bytes); break;
-        default: x = read_streams(sh->base, sh->bytes, v.arg); break;
-        }
-        atomic_fetch_xor(&sink, x);
+        atomic_fetch_xor(&sink, read_share(&shares[0], v));
         ends[0] = now();
         pthread_barrier_wait(&end_bar);
         double last = ends[0];
