@@ -263,15 +263,18 @@ void hk_store_row(int kv_type, const float *src, void *dst, int64_t n) { OPS->st
 // ---- RoPE --------------------------------------------------------------------------------------------
 
 // As llama.cpp (ggml_rope_cache_init): theta starts at pos and is multiplied by
-// base^(-2/n_rot) once per pair, in float, then scaled by freq_scale.
+// base^(-2/n_rot) once per pair, in float, divided by the pair's frequency factor, then scaled by
+// freq_scale. One cos/sin per pair serves every head, so the work is O(n_rot) trig calls plus a
+// rotation per element: no SIMD path (the projections around it dominate by orders of magnitude).
 void hk_rope(float *x, int64_t n_heads, int64_t head_dim, int64_t n_rot, int64_t pos,
-             float base, float freq_scale, int neox) {
+             float base, float freq_scale, const float *freq_factors, int neox) {
     if (n_rot > head_dim) n_rot = head_dim;
     const int64_t half = n_rot / 2;
     const float theta_scale = powf(base, -2.0f / (float)n_rot);
     float theta = (float)pos;
     for (int64_t i = 0; i < half; i++, theta *= theta_scale) {
-        const float c = cosf(freq_scale * theta), s = sinf(freq_scale * theta);
+        const float t = freq_scale * (freq_factors ? theta / freq_factors[i] : theta);
+        const float c = cosf(t), s = sinf(t);
         const int64_t i0 = neox ? i : 2 * i, i1 = neox ? i + half : 2 * i + 1;
         for (float *v = x; v < x + n_heads * head_dim; v += head_dim) {
             const float x0 = v[i0], x1 = v[i1];

@@ -23,7 +23,8 @@ struct ModelEditor {
         var config = source.config
         config.layers = specs
         let w = source.weights
-        let weights = builder.weights(tokenEmbedding: w.tokenEmbedding, outputNorm: w.outputNorm, output: w.output, layers: layers)
+        let weights = builder.weights(tokenEmbedding: w.tokenEmbedding, outputNorm: w.outputNorm, output: w.output, layers: layers,
+                                      ropeFrequencyFactors: w.ropeFrequencyFactors)
         return Model(file: source.file, config: config, weights: weights, weightFormat: source.weightFormat)
     }
 

@@ -100,10 +100,12 @@ void hk_axpy(float a, const float *x, float *y, int64_t n);
 void hk_scale(float *x, float a, int64_t n);
 
 // Rotary embedding applied in place to n_heads heads of head_dim floats (one token), rotating the
-// first n_rot dims of each head at position pos with theta_i = pos * freq_scale * base^(-2i/n_rot).
+// first n_rot dims of each head at position pos with theta_i = freq_scale * pos * base^(-2i/n_rot) / f_i,
+// where f_i = freq_factors[i] (n_rot/2 values: Llama 3.1's rope_freqs.weight, ggml_rope_ext's
+// freq_factors) or 1 when freq_factors is NULL.
 // neox = 0: pairs (2i, 2i+1) (llama.cpp "normal", GGUF llama); neox = 1: pairs (i, i + n_rot/2).
 void hk_rope(float *x, int64_t n_heads, int64_t head_dim, int64_t n_rot, int64_t pos,
-             float base, float freq_scale, int neox);
+             float base, float freq_scale, const float *freq_factors, int neox);
 
 // Softmax in place over n floats.
 void hk_softmax(float *x, int64_t n);

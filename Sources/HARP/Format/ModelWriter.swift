@@ -103,6 +103,7 @@ public enum ModelWriter {
         try add("token_embd.weight", weights.tokenEmbedding, convert: type.map(fullPrecision.contains) ?? false)
         try add("output_norm.weight", weights.outputNorm)
         if !c.tiedOutput { try add("output.weight", weights.output) }
+        try add("rope_freqs.weight", weights.ropeFrequencyFactors)
         for (l, spec) in c.layers.enumerated() {
             let p = "blk.\(l).", lw = weights.layers[l]
             try add(p + "attn_norm.weight", lw.attentionNorm)

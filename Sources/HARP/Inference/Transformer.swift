@@ -203,10 +203,12 @@ public final class Transformer: @unchecked Sendable {  // single-threaded use by
             hk_rmsnorm(k, kn, k, Int64(headDim), Int64(t * kvHeads), config.normEpsilon)
         }
         let neox: Int32 = config.ropeLayout == .neox ? 1 : 0
-        for i in 0..<t {
-            let pos = Int64(batch.positions[i])
-            hk_rope(q + i * qWidth, Int64(heads), Int64(headDim), Int64(config.ropeDimensions), pos, spec.ropeBase, config.ropeFreqScale, neox)
-            hk_rope(k + i * kvWidth, Int64(kvHeads), Int64(headDim), Int64(config.ropeDimensions), pos, spec.ropeBase, config.ropeFreqScale, neox)
+        withOptionalBuffer(model.weights.ropeFrequencyFactors) { factors in
+            for i in 0..<t {
+                let pos = Int64(batch.positions[i]), n = Int64(config.ropeDimensions)
+                hk_rope(q + i * qWidth, Int64(heads), Int64(headDim), n, pos, spec.ropeBase, config.ropeFreqScale, factors, neox)
+                hk_rope(k + i * kvWidth, Int64(kvHeads), Int64(headDim), n, pos, spec.ropeBase, config.ropeFreqScale, factors, neox)
+            }
         }
         let attended = scratch.attended.reserve(t * qWidth)
         let queries = scratch.queries.reserve(t)
@@ -268,6 +270,12 @@ public final class Transformer: @unchecked Sendable {  // single-threaded use by
         guard let w else { return }
         hk_matmul(pool.raw, Int32(w.type.rawValue), w.data, Int64(w.rows), Int64(w.cols),
                   x, Int64(w.cols), Int64(rows), out, Int64(w.rows))
+    }
+
+    /// Calls `body` with a pointer to `values`, or nil when there are none.
+    private func withOptionalBuffer(_ values: [Float]?, _ body: (UnsafePointer<Float>?) -> Void) {
+        guard let values else { return body(nil) }
+        values.withUnsafeBufferPointer { body($0.baseAddress) }
     }
 
     private func addBias(_ bias: [Float]?, to y: UnsafeMutablePointer<Float>, rows: Int) {

@@ -10,6 +10,8 @@ struct ArchitectureTraits: Sendable {
     var sandwichNorms = false
     var queryKeyNorms = false
     var defaultNormEpsilon: Float = 1e-5
+    /// The file may carry `rope_freqs.weight` (Llama 3.1/3.2's per-pair frequency divisors).
+    var ropeFrequencyFactors = false
     /// Family-specific settings read after the common ones (sliding windows, soft-capping, ...).
     var customize: (@Sendable (inout ModelConfig, ModelMetadata) throws -> Void)? = nil
 }
@@ -93,7 +95,7 @@ enum DecoderLoader {
             layers: layers,
             normEpsilon: try meta.float("attention.layer_norm_rms_epsilon", default: traits.defaultNormEpsilon),
             ropeDimensions: try meta.optionalInt("rope.dimension_count") ?? headDim,
-            ropeFreqScale: 1 / (try meta.float("rope.scale_linear", default: 1)),
+            ropeFreqScale: try ropeFrequencyScale(meta),
             ropeLayout: traits.ropeLayout,
             activation: traits.activation,
             tiedOutput: meta.file.tensor(named: "output.weight") == nil,
@@ -105,6 +107,49 @@ enum DecoderLoader {
         }
         try traits.customize?(&config, meta)
         return config
+    }
+
+    /// RoPE frequency scaling as llama.cpp reads it (`llama_model_base::load_hparams`, then the
+    /// context): `rope.scaling.type` defaults to linear, whose scale is 1 / `rope.scaling.factor`
+    /// (or the older `rope.scale_linear`; 0 or absent: 1); `none` never scales. YaRN and LongRoPE
+    /// need extrapolation mixing and magnitude scaling this runtime does not implement, so they
+    /// are refused, as is any type llama.cpp does not know (it aborts on those). Llama 3.1's
+    /// "llama3" scaling has no key: the converter bakes it into `rope_freqs.weight`.
+    static func ropeFrequencyScale(_ meta: ModelMetadata) throws -> Float {
+        let typeKey = "\(meta.architecture).rope.scaling.type"
+        let type: String
+        if let value = meta["rope.scaling.type"] {
+            guard let string = value.stringValue else { throw meta.fail("metadata key \(typeKey) must be a string, got \(value.summary)") }
+            type = string
+        } else {
+            type = "linear"
+        }
+        if let attn = try meta.optionalFloat("rope.scaling.attn_factor"), attn != 1 {
+            throw meta.fail("metadata key \(meta.architecture).rope.scaling.attn_factor = \(attn) is not supported (RoPE magnitude scaling)")
+        }
+        switch type {
+        case "none":
+            return 1
+        case "linear":
+            let factor = try meta.optionalFloat("rope.scaling.factor") ?? meta.optionalFloat("rope.scale_linear") ?? 0
+            guard factor >= 0 else { throw meta.fail("metadata key \(meta.architecture).rope.scaling.factor is \(factor)") }
+            return factor == 0 ? 1 : 1 / factor
+        case "yarn", "longrope":
+            throw meta.fail("metadata key \(typeKey) = '\(type)' is not supported (supported: none, linear; Llama 3.1 scaling comes as rope_freqs.weight)")
+        default:
+            throw meta.fail("metadata key \(typeKey) = '\(type)' is not a RoPE scaling type llama.cpp knows (none, linear, yarn, longrope)")
+        }
+    }
+
+    /// `rope_freqs.weight`: one positive divisor per rotated pair (ggml_rope_ext's freq_factors).
+    static func ropeFrequencyFactors(_ config: ModelConfig, traits: ArchitectureTraits, tensors t: TensorLoader) throws -> [Float]? {
+        let name = "rope_freqs.weight"
+        guard traits.ropeFrequencyFactors, t.has(name) else { return nil }
+        let factors = try t.vector(name, count: config.ropeDimensions / 2, context: "RoPE frequency factors")
+        if let bad = factors.firstIndex(where: { !($0.isFinite && $0 > 0) }) {
+            throw HARPError.invalidModel(path: t.file.path, reason: "tensor \(name): factor \(bad) is \(factors[bad]), not a positive number")
+        }
+        return factors
     }
 
     static func readWeights(_ config: ModelConfig, traits: ArchitectureTraits, tensors t: TensorLoader) throws -> ModelWeights {
@@ -169,7 +214,7 @@ enum DecoderLoader {
             }
             layers.append(w)
         }
-        return ModelWeights(tokenEmbedding: embedding, outputNorm: outputNorm, output: output,
-                            layers: layers, storage: t.storage)
+        return ModelWeights(tokenEmbedding: embedding, outputNorm: outputNorm, output: output, layers: layers,
+                            ropeFrequencyFactors: try ropeFrequencyFactors(config, traits: traits, tensors: t), storage: t.storage)
     }
 }

@@ -68,15 +68,19 @@ public final class ModelWeights: @unchecked Sendable {  // immutable after const
     /// The LM head; the token embedding when the model ties them.
     public let output: WeightMatrix
     public let layers: [LayerWeights]
+    /// Per-pair divisors of the RoPE frequencies (`rope_freqs.weight`, ropeDimensions / 2 values:
+    /// Llama 3.1's "llama3" scaling, baked in by llama.cpp's converter); nil: none.
+    public let ropeFrequencyFactors: [Float]?
     /// Keeps the mapped file and owned buffers alive as long as any matrix may be used.
     private let storage: [AnyObject]
 
     public init(tokenEmbedding: WeightMatrix, outputNorm: [Float], output: WeightMatrix,
-                layers: [LayerWeights], storage: [AnyObject]) {
+                layers: [LayerWeights], ropeFrequencyFactors: [Float]? = nil, storage: [AnyObject]) {
         self.tokenEmbedding = tokenEmbedding
         self.outputNorm = outputNorm
         self.output = output
         self.layers = layers
+        self.ropeFrequencyFactors = ropeFrequencyFactors
         self.storage = storage
     }
 }

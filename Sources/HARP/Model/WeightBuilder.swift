@@ -33,7 +33,9 @@ public final class WeightBuilder {
         return try matrix(m.name, rows: m.rows, cols: m.cols, floats: m.floats(), type: type)
     }
 
-    public func weights(tokenEmbedding: WeightMatrix, outputNorm: [Float], output: WeightMatrix, layers: [LayerWeights]) -> ModelWeights {
-        ModelWeights(tokenEmbedding: tokenEmbedding, outputNorm: outputNorm, output: output, layers: layers, storage: storage)
+    public func weights(tokenEmbedding: WeightMatrix, outputNorm: [Float], output: WeightMatrix, layers: [LayerWeights],
+                        ropeFrequencyFactors: [Float]? = nil) -> ModelWeights {
+        ModelWeights(tokenEmbedding: tokenEmbedding, outputNorm: outputNorm, output: output, layers: layers,
+                     ropeFrequencyFactors: ropeFrequencyFactors, storage: storage)
     }
 }

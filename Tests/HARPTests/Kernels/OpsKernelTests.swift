@@ -100,13 +100,13 @@ struct KernelsOpsTests {
         }
     }
 
-    /// Naive RoPE written from the formula theta_i = pos · freq_scale · base^(-2i/n_rot).
+    /// Naive RoPE written from the formula theta_i = pos · freq_scale · base^(-2i/n_rot) / f_i.
     static func naiveRope(_ x: [Float], heads: Int, headDim: Int, nRot: Int, pos: Int, base: Double,
-                          freqScale: Double, neox: Bool) -> [Double] {
+                          freqScale: Double, factors: [Float]? = nil, neox: Bool) -> [Double] {
         var y = x.map(Double.init)
         for h in 0..<heads {
             for i in 0..<(nRot / 2) {
-                let theta = Double(pos) * freqScale * pow(base, -2 * Double(i) / Double(nRot))
+                let theta = Double(pos) * freqScale * pow(base, -2 * Double(i) / Double(nRot)) / Double(factors?[i] ?? 1)
                 let (a, b) = neox ? (h * headDim + i, h * headDim + i + nRot / 2) : (h * headDim + 2 * i, h * headDim + 2 * i + 1)
                 let x0 = Double(x[a]), x1 = Double(x[b])
                 y[a] = x0 * cos(theta) - x1 * sin(theta)
@@ -124,7 +124,7 @@ struct KernelsOpsTests {
             let heads = 3
             let x = rng.floats(heads * headDim)
             var y = x
-            hk_rope(&y, Int64(heads), Int64(headDim), Int64(nRot), Int64(pos), Float(base), Float(fs), neox ? 1 : 0)
+            hk_rope(&y, Int64(heads), Int64(headDim), Int64(nRot), Int64(pos), Float(base), Float(fs), nil, neox ? 1 : 0)
             let ref = Self.naiveRope(x, heads: heads, headDim: headDim, nRot: nRot, pos: pos, base: base, freqScale: fs, neox: neox)
             // Float theta at position ~2000 carries ~1e-4 absolute angle error, as in llama.cpp.
             let tol = 2e-6 * Double(max(pos, 1))
@@ -132,5 +132,50 @@ struct KernelsOpsTests {
             // Dimensions past n_rot are untouched.
             for h in 0..<heads { #expect(y[(h * headDim + nRot)..<((h + 1) * headDim)] == x[(h * headDim + nRot)..<((h + 1) * headDim)]) }
         }
+    }
+
+    /// Llama 3.1's frequency factors, computed here in Double from the formula of llama.cpp's
+    /// converter (`rope_type == "llama3"`): 1 for wavelengths below original/high, `factor` above
+    /// original/low, a smooth blend between.
+    static func llama3Factors(headDim: Int, base: Double, factor: Double = 8, low: Double = 1, high: Double = 4,
+                              original: Double = 8192) -> [Float] {
+        (0..<(headDim / 2)).map { i in
+            let wavelength = 2 * Double.pi * pow(base, 2 * Double(i) / Double(headDim))
+            if wavelength < original / high { return 1 }
+            if wavelength > original / low { return Float(factor) }
+            let smooth = (original / wavelength - low) / (high - low)
+            return Float(1 / ((1 - smooth) / factor + smooth))
+        }
+    }
+
+    @Test("rope with frequency factors (Llama 3.1 rope_freqs) against the naive formula", arguments: [false, true])
+    func ropeFrequencyFactors(neox: Bool) {
+        var rng = KRNG(16)
+        for (headDim, pos, base, fs) in [(64, 5, 500000.0, 1.0), (64, 3000, 500000.0, 1.0), (128, 9000, 500000.0, 1.0),
+                                         (64, 700, 100000.0, 0.25)] {
+            let heads = 2
+            let factors = Self.llama3Factors(headDim: headDim, base: base)
+            // Every regime of the formula is exercised: unscaled, fully scaled and blended pairs.
+            #expect(factors.contains(1) && factors.contains(8) && factors.contains { $0 > 1 && $0 < 8 })
+            let x = rng.floats(heads * headDim)
+            var y = x, plain = x
+            factors.withUnsafeBufferPointer { f in
+                hk_rope(&y, Int64(heads), Int64(headDim), Int64(headDim), Int64(pos), Float(base), Float(fs), f.baseAddress, neox ? 1 : 0)
+            }
+            hk_rope(&plain, Int64(heads), Int64(headDim), Int64(headDim), Int64(pos), Float(base), Float(fs), nil, neox ? 1 : 0)
+            let ref = Self.naiveRope(x, heads: heads, headDim: headDim, nRot: headDim, pos: pos, base: base, freqScale: fs,
+                                     factors: factors, neox: neox)
+            let tol = 2e-6 * Double(max(pos, 1)) + 1e-6
+            #expect(zip(y, ref).allSatisfy { abs(Double($0) - $1) <= tol }, "dim \(headDim) pos \(pos)")
+            // The factors change the rotation (the bug they replace: silently ignored) once the
+            // scaled low-frequency pairs have turned far enough.
+            if pos >= 700 { #expect(zip(y, plain).map { abs($0 - $1) }.max()! > 0.01) }
+        }
+        // All-ones factors are the unscaled rotation, bit for bit.
+        let x = rng.floats(2 * 64), ones = [Float](repeating: 1, count: 32)
+        var a = x, b = x
+        ones.withUnsafeBufferPointer { hk_rope(&a, 2, 64, 64, 1234, 10000, 1, $0.baseAddress, neox ? 1 : 0) }
+        hk_rope(&b, 2, 64, 64, 1234, 10000, 1, nil, neox ? 1 : 0)
+        #expect(a == b)
     }
 }
