@@ -2,9 +2,10 @@
 """Drives `harp-run serve` with the official `openai` client (installed with pip when missing):
 non-streaming and streaming chat completions, text completions, 8 concurrent clients, and the
 error answers (malformed JSON 400, unknown model 404, oversized body 413, unknown path 404),
-checking after each error that the server keeps serving. Only 127.0.0.1; bounded in time.
+checking after each error that the server keeps serving, and issue 13's HTTP reproducers
+(field-named 400s, conflicting Content-Length, LF-only heads, 100 Continue, stop strings). Only 127.0.0.1; bounded in time.
 Usage: tools/test-server.py [path/to/harp-run]"""
-import concurrent.futures, http.client, json, os, re, subprocess, sys, time
+import concurrent.futures, http.client, json, os, re, socket, subprocess, sys, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, ".build/release/harp-run")
@@ -109,6 +110,43 @@ try:
     except openai.BadRequestError:
         pass
     still_serving("errors")
+
+    # Hostile-input reproducers of issue 13 at the HTTP level (the Swift tests cover each in-process too).
+    def raw_bytes(data, timeout=15):
+        s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        s.sendall(data)
+        out = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            out += chunk
+        s.close()
+        return out
+    hi = [{"role": "user", "content": "Hi"}]
+    for body, field in [({"messages": hi, "temperature": -1}, "temperature"), ({"messages": hi, "max_tokens": 4.5}, "max_tokens"),
+                        ({"messages": [{"role": "user", "content": 5}]}, "messages[0].content"),
+                        ({"messages": hi, "stop": "x" * 40000}, "stop[0]")]:
+        status, data = raw("POST", "/v1/chat/completions", json.dumps(body).encode(), {"Content-Type": "application/json"})
+        check(status == 400 and field in json.loads(data)["error"]["message"], f"{field}: {status} {data[:200]!r}")
+    status, data = raw("POST", "/v1/completions", b'{"prompt": ""}', {"Content-Type": "application/json"})
+    check(status == 400 and "prompt" in json.loads(data)["error"]["message"], f"empty prompt: {status} {data!r}")
+    status, data = raw("POST", "/v1/chat/completions", b'{"messages": [{"role": "user", "content": "a\xffb"}]}', {})
+    check(status == 400 and "UTF-8" in json.loads(data)["error"]["message"], f"invalid UTF-8: {status} {data!r}")
+    answer = raw_bytes(b"POST /v1/completions HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n{}")
+    check(answer.startswith(b"HTTP/1.1 400"), f"conflicting Content-Length: {answer[:100]!r}")
+    body = b'{"prompt": "Hello", "max_tokens": 2}'
+    answer = raw_bytes(b"POST /v1/completions HTTP/1.1\nContent-Length: %d\n\n" % len(body) + body)
+    check(answer.startswith(b"HTTP/1.1 200"), f"LF-only head: {answer[:100]!r}")
+    s = socket.create_connection(("127.0.0.1", port), timeout=15)
+    s.sendall(b"POST /v1/completions HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(body))
+    check(s.recv(100) == b"HTTP/1.1 100 Continue\r\n\r\n", "no 100 Continue")
+    s.sendall(body)
+    check(s.recv(100).startswith(b"HTTP/1.1 200"), "no answer after 100 Continue")
+    s.close()
+    text = client.completions.create(model=model_id, prompt="1, 2, 3, 4,", max_tokens=16, temperature=0, stop=[" 6", "7"])
+    check(text.choices[0].finish_reason == "stop" and " 6" not in text.choices[0].text, f"stop strings: {text}")
+    print("test-server: hostile-input reproducers ok", file=sys.stderr)
     check(server.poll() is None, "the server exited")
     print("test-server: ok", file=sys.stderr)
 finally:

@@ -9,8 +9,11 @@ bash tools/setup.sh
 bash tools/fetch-models.sh gemma3 qwen2.5 vocab
 swift build -c release -Xswiftc -enable-testing --build-tests
 swift test -c release -Xswiftc -enable-testing --skip-build "$@"
-# End-to-end: the chat through a pseudo-terminal (tmux), the server through the openai client,
+# End-to-end: the chat through a pseudo-terminal (tmux), the server through the openai client and
+# hostile clients,
 # and the example package that embeds HARP by path (debug build: it only has to compile).
 bash tools/test-chat-pty.sh .build/release/harp-run
 python3 tools/test-server.py .build/release/harp-run
+# Hostile clients against the server, ~30 s (tools/stress-server.py without --quick: the full run).
+python3 tools/stress-server.py --quick .build/release/harp-run
 swift build --package-path Examples/EngineDemo

@@ -3,7 +3,7 @@
 // matmul: weight GB/s at T = 1 and 8 (memory-bound decode; "cold" cycles through enough copies
 // of the matrix to defeat the 32 MB L3) and GFLOP/s at T = 512 (prefill), for 1 and 2 threads.
 // Also: pool fork/join cost, decode attention at depth 2048, and the matmuls of a whole
-// SmolLM2-135M step.
+// SmolLM2-135M step. `bench kquant`: read bandwidth and the k-quant matrices of Qwen2.5-Coder-1.5B.
 #include "ckernels.h"
 
 #include <math.h>
@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <immintrin.h>
 
 static double now(void) {
     struct timespec ts;
@@ -41,6 +42,17 @@ static float frand(unsigned *s) {
 static void *make_weights(int type, int64_t rows, int64_t cols, unsigned *seed) {
     const int64_t rb = cols / hk_block_size(type) * hk_block_bytes(type);
     unsigned char *w = malloc((size_t)(rb * rows));
+    if (!hk_type_quantizable(type)) {  // k-quants: random levels and scales, small f16 d (and dmin)
+        const int64_t bb = hk_block_bytes(type);
+        for (int64_t i = 0; i < rb * rows; i++) w[i] = (unsigned char)(frand(seed) * 128 + 128);
+        for (int64_t b = 0; b < rb * rows / bb; b++) {
+            const uint16_t d = hk_f32_to_f16(0.01f + 0.01f * frand(seed)), m = hk_f32_to_f16(0.01f * frand(seed));
+            unsigned char *o = w + b * bb;
+            if (type == HK_Q6_K) memcpy(o + bb - 2, &d, 2);
+            else { memcpy(o, &d, 2); memcpy(o + 2, &m, 2); }
+        }
+        return w;
+    }
     float *tmp = malloc(sizeof(float) * (size_t)cols);
     for (int64_t r = 0; r < rows; r++) {
         for (int64_t i = 0; i < cols; i++) tmp[i] = frand(seed);
@@ -117,6 +129,34 @@ static void bench_model(hk_pool *pool, int type, int out_type, const char *name)
 
 static void nop_task(void *ctx, int64_t i) { (void)ctx; (void)i; }
 
+// Read bandwidth: the pool's threads sum 1 MB slices of a 512 MB buffer with 256-bit loads (4
+// independent chains, prefetch 1 KB ahead) — the rate a perfectly streaming decode could reach.
+typedef struct { const unsigned char *buf; double sink[64]; } read_ctx;
+#define READ_SLICE (1 << 20)
+__attribute__((target("avx2"))) static void read_task(void *p, int64_t i) {
+    read_ctx *c = p;
+    const unsigned char *s = c->buf + (size_t)i * READ_SLICE;
+    __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+    for (size_t o = 0; o < READ_SLICE; o += 128) {
+        _mm_prefetch((const char *)s + o + 1024, _MM_HINT_T0);
+        a0 = _mm256_add_epi64(a0, _mm256_load_si256((const __m256i *)(s + o)));
+        a1 = _mm256_add_epi64(a1, _mm256_load_si256((const __m256i *)(s + o + 32)));
+        a2 = _mm256_add_epi64(a2, _mm256_load_si256((const __m256i *)(s + o + 64)));
+        a3 = _mm256_add_epi64(a3, _mm256_load_si256((const __m256i *)(s + o + 96)));
+    }
+    const __m256i t = _mm256_add_epi64(_mm256_add_epi64(a0, a1), _mm256_add_epi64(a2, a3));
+    c->sink[i % 64] += (double)_mm256_extract_epi64(t, 0);
+}
+
+static void bench_read(hk_pool *pool) {
+    const size_t bytes = (size_t)512 << 20;
+    read_ctx c = {.buf = aligned_alloc(64, bytes)};
+    memset((void *)c.buf, 1, bytes);
+    const double t = TIME_MEDIAN(5, 2, hk_parallel_for(pool, (int64_t)(bytes / READ_SLICE), read_task, &c));
+    printf("read bandwidth thr=%d: %.1f GB/s\n", hk_pool_threads(pool), bytes / t * 1e-9);
+    free((void *)c.buf);
+}
+
 static void attend_layers(hk_pool *pool, const hk_attn_query *query, int layers) {
     for (int l = 0; l < layers; l++) hk_attention(pool, &query[l], 1, 9, 3, 64, HK_F16, 0.125f, 0);
 }
@@ -152,6 +192,17 @@ static void bench_attention(hk_pool *pool, int64_t depth) {
 int main(int argc, char **argv) {
     const int quick = argc > 1 && strcmp(argv[1], "quick") == 0;
     printf("simd level %d\n", hk_simd_level());
+    if (argc > 1 && strcmp(argv[1], "kquant") == 0) {  // the k-quant matrices of Qwen2.5-Coder-1.5B
+        for (int nth = 1; nth <= 2; nth++) {
+            hk_pool *pool = hk_pool_create(nth);
+            bench_read(pool);
+            bench_matmul(pool, HK_Q4_K, "Q4_K", 8960, 1536);
+            bench_matmul(pool, HK_Q6_K, "Q6_K", 1536, 8960);
+            bench_matmul(pool, HK_Q4_K, "Q4_K", 1536, 1536);
+            hk_pool_destroy(pool);
+        }
+        return 0;
+    }
     for (int nth = 1; nth <= 2; nth++) {
         hk_pool *pool = hk_pool_create(nth);
         const double fj = TIME_MEDIAN(7, 20000, hk_parallel_for(pool, nth, nop_task, NULL));

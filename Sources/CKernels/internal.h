@@ -85,7 +85,7 @@ HK_INLINE uint32_t load_u32(const void *p) {
 
 // ---- Dispatch --------------------------------------------------------------------------------------
 
-// Levels are cumulative: VNNI implies AVX2 (+FMA, F16C), AVX512 implies VNNI (+AVX-512 F/BW/VNNI);
+// Levels are cumulative: VNNI implies AVX2 (+FMA, F16C), AVX512 implies VNNI (+AVX-512 F/BW/VL/VNNI);
 // only the int8 dot products use the levels above AVX2.
 enum { HK_LEVEL_SCALAR = 0, HK_LEVEL_AVX2 = 1, HK_LEVEL_VNNI = 2, HK_LEVEL_AVX512 = 3 };
 

@@ -1,27 +1,27 @@
 // hk_matmul: Y = X · Wᵀ.
 //
-// Small T (decode, batched decode): the activations are quantized once to int8 blocks and every
-// weight row is dotted with all T activation rows while it sits in L1, so each weight byte comes
-// from memory once per call. Threads split the weight rows (dynamic chunks).
-// Large T (prefill): each thread dequantizes a tile of weight rows to float and multiplies it with
-// single-threaded OpenBLAS sgemm; compute-bound, so the tile's dequantization is amortised over T.
-// The 32-element formats stay on the int8 kernels at every T (see GEMM_MIN_T), which keeps the
-// numerics of llama.cpp (int8 activations for quantized weights) and makes each output row
-// independent of T: all their kernels accumulate in the order of dot_legacy_scalar.
+// Quantized weights (every T): the activations are quantized once to int8 blocks (xq8 for the
+// 32-element formats, xq8k for the k-quants) and each unpacked weight block is dotted with a group
+// of activation rows in integers while it sits in registers/L1; T = 1 reads each weight byte from
+// memory once. Threads split the weight rows (dynamic chunks). Every kernel of a format follows
+// one accumulation order (dot_legacy_scalar, dot_kquant_scalar), so each output row is
+// independent of T. Float weights: direct FMA kernels for small T; for large T each thread
+// multiplies a tile of rows (dequantized F16/BF16 → float) with single-threaded OpenBLAS sgemm.
 #include "internal.h"
 
 #include <cblas.h>
 #include <math.h>
 #include <stdatomic.h>
 
-// T at and above which dequantize + sgemm beats the direct kernels. Measured per thread on the
-// 2-core Zen 5 box: OpenBLAS sgemm on 128-row tiles gives ~75 GFLOP/s at T = 16, ~90 at 32 and
-// ~120 from T ≈ 128. The int8 kernels for the 32-element formats run 112–119 at any T with AVX2,
-// 120–128 with AVX-VNNI and 300–500 (T = 512) with AVX-512 VNNI, so those formats never use sgemm
-// (at most a few percent slower without VNNI, for results that do not depend on T); the k-quant
-// int8 kernels (~90) switch at 32 and the float kernels (~50–60, FMA-latency bound) at 16.
-#define GEMM_MIN_T 32
+// T at and above which float weights go through sgemm. Measured per thread on the 2-core Zen 5
+// box: OpenBLAS sgemm on 128-row tiles gives ~75 GFLOP/s at T = 16, ~90 at 32 and ~120 from
+// T ≈ 128; the float kernels run ~50–60 (FMA-latency bound). The int8 kernels beat sgemm for the
+// quantized formats at every T (32-element formats: 112–119 GOP/s at any T with AVX2, 120–128 with
+// AVX-VNNI, 300–500 at T = 512 with AVX-512 VNNI; k-quants on a loaded 2-core Zen 3, one thread,
+// T = 512: Q4_K 89–96 GOP/s and Q6_K ~84 against ~62 for dequantize + sgemm), so they never use it.
 #define GEMM_MIN_T_FLOAT 16
+// Weight bytes per k-quant row chunk for T > 1 (see hk_matmul).
+#define KQ_CHUNK_BYTES (128 * 1024)
 // T from which the AVX-512 kernel of the 32-element formats unpacks weight-row pairs (see there);
 // T = 1 stays on the 256-bit single-row kernel.
 #define PAIRS_MIN_T 2
@@ -156,9 +156,12 @@ static float dot_legacy_scalar(int type, const uint8_t *w, const xq8 *x, int64_t
     return acc + macc;
 }
 
-// k-quants: unpack each super-block to 256 small ints plus per-sub-block scales, then int dots.
+// k-quants, in the canonical order every k-quant kernel follows (see matmul_kquant_x86.h): per
+// super-block the exact integer sums isum = Σ sc·q·x (Q6_K: with its −32 offset) and msum = Σ m·Σx
+// (Q4_K/Q5_K), then acc += (d·dx)·isum and macc += (dmin·dx)·msum as single-rounding FMAs in block
+// order; result acc − macc.
 static float dot_kquant_scalar(int type, const uint8_t *w, const xq8k *x, int64_t nb) {
-    float sum = 0.0f;
+    float acc = 0.0f, macc = 0.0f;
     for (int64_t b = 0; b < nb; b++) {
         int q[QK_K];
         const int8_t *xs = x[b].qs;
@@ -179,7 +182,7 @@ static float dot_kquant_scalar(int type, const uint8_t *w, const xq8k *x, int64_
                 for (int l = 0; l < 16; l++) s += q[j * 16 + l] * xs[j * 16 + l];
                 isum += blk->scales[j] * s;
             }
-            sum += hk_f16_to_f32(blk->d) * x[b].d * (float)isum;
+            acc = fmaf(hk_f16_to_f32(blk->d) * x[b].d, (float)isum, acc);
             continue;
         }
         // Q4_K / Q5_K: value = d·sc·q − dmin·m per 32-element sub-block.
@@ -213,9 +216,10 @@ static float dot_kquant_scalar(int type, const uint8_t *w, const xq8k *x, int64_
             isum += sc * s;
             msum += m * (x[b].bsums[2 * j] + x[b].bsums[2 * j + 1]);
         }
-        sum += x[b].d * (d * (float)isum - dmin * (float)msum);
+        acc = fmaf(d * x[b].d, (float)isum, acc);
+        macc = fmaf(dmin * x[b].d, (float)msum, macc);
     }
-    return sum;
+    return acc - macc;
 }
 
 static float load_w_scalar(int type, const uint8_t *w, int64_t i) {
@@ -255,6 +259,7 @@ static void rows_scalar(const mm_ctx *c, int tid, int64_t r0, int64_t r1) {
 #define KTARGET HK_AVX2
 #define KNAME(x) x##_avx2
 #define MUL_SUM(u, s) _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1))
+#include "matmul_kquant_x86.h"
 #include "matmul_x86.h"
 #undef KTARGET
 #undef KNAME
@@ -263,6 +268,7 @@ static void rows_scalar(const mm_ctx *c, int tid, int64_t r0, int64_t r1) {
 #define KTARGET __attribute__((target("avx2,fma,f16c,avxvnni")))
 #define KNAME(x) x##_vnni
 #define MUL_SUM(u, s) _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), u, s)
+#include "matmul_kquant_x86.h"
 #include "matmul_x86.h"
 #undef KTARGET
 #undef KNAME
@@ -423,8 +429,20 @@ KLEGACY512(rows_q5_1, HK_Q5_1)
 KLEGACY512(rows_q8_0, HK_Q8_0)
 #undef KLEGACY512
 
+// k-quants: the 256-bit kernels of matmul_kquant_x86.h compiled for AVX-512 (AVX-512VL's 32 vector
+// registers let one unpacked weight block meet 16 activation rows instead of 8).
+#define KTARGET __attribute__((target("avx2,fma,f16c,avxvnni,avx512f,avx512bw,avx512vl,avx512vnni")))
+#define KNAME(x) x##_512
+#define KQ_TOKENS 16
+#include "matmul_kquant_x86.h"
+#undef KTARGET
+#undef KNAME
+
 static rows_fn pick_rows_512(int type) {
     switch (type) {
+    case HK_Q4_K: return rows_q4_K_512;
+    case HK_Q5_K: return rows_q5_K_512;
+    case HK_Q6_K: return rows_q6_K_512;
     case HK_Q4_0: return rows_q4_0_512;
     case HK_Q4_1: return rows_q4_1_512;
     case HK_Q5_0: return rows_q5_0_512;
@@ -479,6 +497,20 @@ static void gemm_job(void *p, int tid, int nth) {
     }
 }
 
+// Activation rows quantized in parallel (large T: the quantization would otherwise run on the
+// caller's thread alone, a sizeable serial part of a prefill matmul).
+typedef struct { const mm_ctx *c; uint8_t *xq; int kq; } quant_ctx;
+#define QUANT_ROWS_PER_TASK 8
+
+static void quant_task(void *p, int64_t i) {
+    const quant_ctx *q = p;
+    const mm_ctx *c = q->c;
+    for (int64_t t = i * QUANT_ROWS_PER_TASK; t < c->T && t < (i + 1) * QUANT_ROWS_PER_TASK; t++) {
+        if (q->kq) hk_quantize_xq8k(c->level, c->X + t * c->xs, (xq8k *)(q->xq + t * c->xq_row_bytes), c->cols);
+        else hk_quantize_xq8(c->level, c->X + t * c->xs, (xq8 *)(q->xq + t * c->xq_row_bytes), c->cols);
+    }
+}
+
 void hk_matmul(hk_pool *pool, int wtype, const void *W, int64_t rows, int64_t cols,
                const float *X, int64_t x_stride, int64_t T, float *Y, int64_t y_stride) {
     if (rows <= 0 || T <= 0 || !hk_type_supported(wtype)) return;
@@ -490,17 +522,15 @@ void hk_matmul(hk_pool *pool, int wtype, const void *W, int64_t rows, int64_t co
         .X = X, .xs = x_stride, .T = T, .Y = Y, .ys = y_stride, .pool = pool,
     };
     atomic_init(&c.next, 0);
-    const int legacy = wtype == HK_Q4_0 || wtype == HK_Q4_1 || wtype == HK_Q5_0 || wtype == HK_Q5_1 || wtype == HK_Q8_0;
     const int is_float = wtype == HK_F32 || wtype == HK_F16 || wtype == HK_BF16;
-    const int64_t gemm_min_t = legacy ? INT64_MAX : is_float ? GEMM_MIN_T_FLOAT : GEMM_MIN_T;
-    if (T >= gemm_min_t) {
+    if (is_float && T >= GEMM_MIN_T_FLOAT) {
         openblas_set_num_threads(1);  // our threads split the rows; OpenBLAS must not fork again
         c.chunk = GEMM_TILE_ROWS;
         hk_pool_run(pool, gemm_job, &c);
         return;
     }
+    const int kq = wtype == HK_Q4_K || wtype == HK_Q5_K || wtype == HK_Q6_K;
     if (!is_float) {
-        const int kq = wtype == HK_Q4_K || wtype == HK_Q5_K || wtype == HK_Q6_K;
         c.xq_row_bytes = kq ? (size_t)(cols / QK_K) * sizeof(xq8k) : (size_t)(cols / QK) * sizeof(xq8);
         // Legacy formats with T > 1 on SIMD also get the rows interleaved for their batched kernel.
         const int pairs = !kq && c.level >= HK_LEVEL_AVX512 && T >= PAIRS_MIN_T;
@@ -509,10 +539,10 @@ void hk_matmul(hk_pool *pool, int wtype, const void *W, int64_t rows, int64_t co
         const size_t layout_bytes = pairs ? sizeof(xq8x8) * (size_t)(((T + 7) / 8) * c.nb)
                                   : fours ? sizeof(xq8x4) * (size_t)(((T + 3) / 4) * c.nb) : 0;
         uint8_t *xq = hk_pool_shared(pool, xq_bytes + layout_bytes);
-        for (int64_t t = 0; t < T; t++) {
-            if (kq) hk_quantize_xq8k(c.level, X + t * x_stride, (xq8k *)(xq + t * c.xq_row_bytes), cols);
-            else hk_quantize_xq8(c.level, X + t * x_stride, (xq8 *)(xq + t * c.xq_row_bytes), cols);
-        }
+        quant_ctx qc = {.c = &c, .xq = xq, .kq = kq};
+        const int64_t tasks = (T + QUANT_ROWS_PER_TASK - 1) / QUANT_ROWS_PER_TASK;
+        if (tasks > 1) hk_parallel_for(pool, tasks, quant_task, &qc);
+        else quant_task(&qc, 0);
         c.xq = xq;
         if (pairs) {
             interleave_pairs(xq, c.xq_row_bytes, T, c.nb, (xq8x8 *)(xq + xq_bytes));
@@ -525,9 +555,16 @@ void hk_matmul(hk_pool *pool, int wtype, const void *W, int64_t rows, int64_t co
     c.fn = pick_rows(wtype, c.level);
     // About 4 chunks per thread, in multiples of 16 rows; for T > 1 at most 64 rows, so a chunk's
     // weights (and the AVX-512 kernel's unpacked copy in scratch) stay cached while the activation
-    // slabs pass over them.
+    // slabs pass over them. K-quant chunks for T > 1 also stay within KQ_CHUNK_BYTES of weights
+    // (L2), as every group of four activation rows passes over the whole chunk.
     int64_t chunk = (rows + 4 * nth - 1) / (4 * nth);
     chunk = (chunk + 15) & ~(int64_t)15;
-    c.chunk = T > 1 && chunk > 64 ? 64 : chunk;
+    if (T > 1 && chunk > 64) chunk = 64;
+    if (T > 1 && kq) {
+        int64_t cap = (int64_t)(KQ_CHUNK_BYTES / c.row_bytes) & ~(int64_t)3;
+        if (cap < 4) cap = 4;
+        if (chunk > cap) chunk = cap;
+    }
+    c.chunk = chunk;
     hk_pool_run(pool, rows_job, &c);
 }

@@ -161,93 +161,6 @@ KLEGACY(rows_q8_0, HK_Q8_0)
 #undef ROW2_PREFETCH_ROWS
 #undef LEGACY_SLAB
 
-// k-quants: per 32 (Q4_K/Q5_K) or 16 (Q6_K) elements, maddubs → madd with the sub-block scale
-// accumulates exactly in int32; one float FMA per super-block and activation row.
-KTARGET HK_INLINE void KNAME(kquant_row)(int type, const uint8_t *w, int64_t nb, const xq8k *const *x, int NT, float *out) {
-    __m256 acc[4];
-    float macc[4] = {0, 0, 0, 0};
-    for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
-    const __m256i m4 = _mm256_set1_epi8(0x0F);
-    for (int64_t b = 0; b < nb; b++) {
-        __m256i sumi[4];
-        for (int t = 0; t < NT; t++) sumi[t] = _mm256_setzero_si256();
-        float d, dmin = 0.0f;
-        uint8_t sc[8], mn[8];
-        if (type == HK_Q6_K) {
-            const block_q6_K *blk = (const block_q6_K *)w + b;
-            d = f16(blk->d);
-            for (int half = 0; half < 2; half++) {
-                const __m256i ql0 = _mm256_loadu_si256((const __m256i *)(blk->ql + 64 * half));
-                const __m256i ql1 = _mm256_loadu_si256((const __m256i *)(blk->ql + 64 * half + 32));
-                const __m256i qh = _mm256_loadu_si256((const __m256i *)(blk->qh + 32 * half));
-                const __m256i m2 = _mm256_set1_epi8(3);
-                // Unsigned 6-bit levels 0..63; the −32 offset is applied through bsums below.
-                __m256i g[4];
-                g[0] = _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4));
-                g[1] = _mm256_or_si256(_mm256_and_si256(ql1, m4),
-                                       _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m2), 4));
-                g[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
-                                       _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m2), 4));
-                g[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
-                                       _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m2), 4));
-                const int8_t *s = blk->scales + 8 * half;
-                for (int gi = 0; gi < 4; gi++) {
-                    // Lanes 0..7 of the maddubs result cover elements 0..15 (scale s[2gi]),
-                    // lanes 8..15 elements 16..31 (scale s[2gi+1]).
-                    const __m256i vs = _mm256_setr_m128i(_mm_set1_epi16(s[2 * gi]), _mm_set1_epi16(s[2 * gi + 1]));
-                    for (int t = 0; t < NT; t++) {
-                        const __m256i xv = _mm256_loadu_si256((const __m256i *)(x[t][b].qs + 128 * half + 32 * gi));
-                        sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(_mm256_maddubs_epi16(g[gi], xv), vs));
-                    }
-                }
-            }
-            for (int t = 0; t < NT; t++) {
-                int off = 0;  // Σ_j scale_j · 32 · Σx_j over the 16 sub-blocks
-                for (int j = 0; j < 16; j++) off += blk->scales[j] * x[t][b].bsums[j];
-                macc[t] -= 32.0f * d * x[t][b].d * (float)off;
-            }
-        } else {
-            const uint8_t *scales, *qs, *qhp = NULL;
-            if (type == HK_Q4_K) {
-                const block_q4_K *blk = (const block_q4_K *)w + b;
-                scales = blk->scales; qs = blk->qs;
-                d = f16(blk->d); dmin = f16(blk->dmin);
-            } else {
-                const block_q5_K *blk = (const block_q5_K *)w + b;
-                scales = blk->scales; qs = blk->qs; qhp = blk->qh;
-                d = f16(blk->d); dmin = f16(blk->dmin);
-            }
-            for (int j = 0; j < 8; j++) get_scale_min_k4(j, scales, &sc[j], &mn[j]);
-            const __m256i qh = qhp ? _mm256_loadu_si256((const __m256i *)qhp) : _mm256_setzero_si256();
-            const __m256i one = _mm256_set1_epi8(1);
-            for (int j = 0; j < 4; j++) {
-                const __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * j));
-                __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-                if (qhp) {
-                    lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * j), one), 4));
-                    hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * j + 1), one), 4));
-                }
-                const __m256i slo = _mm256_set1_epi16(sc[2 * j]), shi = _mm256_set1_epi16(sc[2 * j + 1]);
-                for (int t = 0; t < NT; t++) {
-                    const __m256i x0 = _mm256_loadu_si256((const __m256i *)(x[t][b].qs + 64 * j));
-                    const __m256i x1 = _mm256_loadu_si256((const __m256i *)(x[t][b].qs + 64 * j + 32));
-                    const __m256i p = _mm256_add_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(lo, x0), slo),
-                                                       _mm256_madd_epi16(_mm256_maddubs_epi16(hi, x1), shi));
-                    sumi[t] = _mm256_add_epi32(sumi[t], p);
-                }
-            }
-            for (int t = 0; t < NT; t++) {
-                int ms = 0;
-                for (int j = 0; j < 8; j++) ms += mn[j] * (x[t][b].bsums[2 * j] + x[t][b].bsums[2 * j + 1]);
-                macc[t] -= dmin * x[t][b].d * (float)ms;
-            }
-        }
-        for (int t = 0; t < NT; t++)
-            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * x[t][b].d), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
-    }
-    for (int t = 0; t < NT; t++) out[t] = hk_hsum8(acc[t]) + macc[t];
-}
-
 // Float weights (F32/F16/BF16): 8 weights loaded/converted once, FMA'd into NT accumulators;
 // two accumulator sets on alternating 8-element steps keep the FMA pipes busy at small NT.
 KTARGET HK_INLINE __m256 KNAME(load_w8)(int type, const uint8_t *w, int64_t i) {
@@ -303,9 +216,6 @@ KTARGET HK_INLINE void KNAME(float_row)(int type, const uint8_t *w, int64_t n, c
         }                                                                                            \
     }
 
-KROWS(rows_q4_K, HK_Q4_K, kquant_row, const xq8k *, c->xq, c->xq_row_bytes, c->nb)
-KROWS(rows_q5_K, HK_Q5_K, kquant_row, const xq8k *, c->xq, c->xq_row_bytes, c->nb)
-KROWS(rows_q6_K, HK_Q6_K, kquant_row, const xq8k *, c->xq, c->xq_row_bytes, c->nb)
 KROWS(rows_f32, HK_F32, float_row, const float *, c->X, c->xs, c->cols)
 KROWS(rows_f16, HK_F16, float_row, const float *, c->X, c->xs, c->cols)
 KROWS(rows_bf16, HK_BF16, float_row, const float *, c->X, c->xs, c->cols)

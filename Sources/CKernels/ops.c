@@ -16,6 +16,7 @@ int hk_simd_level(void) {
         if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
             l = __builtin_cpu_supports("avxvnni") ? HK_LEVEL_VNNI : HK_LEVEL_AVX2;
         if (l == HK_LEVEL_VNNI && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+            __builtin_cpu_supports("avx512vl") &&
             __builtin_cpu_supports("avx512vnni"))
             l = HK_LEVEL_AVX512;
         __atomic_store_n(&level, l, __ATOMIC_RELAXED);

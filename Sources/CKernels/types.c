@@ -526,9 +526,9 @@ void hk_quantize_xq8(int level, const float *x, xq8 *y, int64_t n) {
 }
 
 // Symmetric 8-bit super-blocks with 16-element sums (the sums fold the k-quant minimums in).
-void hk_quantize_xq8k(int level, const float *x, xq8k *y, int64_t n) {
-    (void)level;
-    for (int64_t i = 0; i < n / QK_K; i++, x += QK_K) {
+// Both paths give the same bytes (cvtps rounds to nearest even like lrintf).
+static void quantize_xq8k_scalar(const float *x, xq8k *y, int64_t nb) {
+    for (int64_t i = 0; i < nb; i++, x += QK_K) {
         const float d = block_amax(x, QK_K) / 127, id = d ? 1.0f / d : 0.0f;
         for (int j = 0; j < QK_K; j++) y[i].qs[j] = (int8_t)lrintf(x[j] * id);
         for (int j = 0; j < QK_K / 16; j++) {
@@ -538,4 +538,48 @@ void hk_quantize_xq8k(int level, const float *x, xq8k *y, int64_t n) {
         }
         y[i].d = d;
     }
+}
+
+#if HK_X86
+HK_AVX2 static void quantize_xq8k_avx2(const float *x, xq8k *y, int64_t nb) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
+    for (int64_t i = 0; i < nb; i++, x += QK_K) {
+        __m256 amax = _mm256_setzero_ps();
+        for (int j = 0; j < QK_K; j += 8) amax = _mm256_max_ps(amax, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + j)));
+        __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(amax), _mm256_extractf128_ps(amax, 1));
+        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+        const float d = _mm_cvtss_f32(m4) / 127, id = d ? 1.0f / d : 0.0f;
+        const __m256 mul = _mm256_set1_ps(id);
+        for (int j = 0; j < QK_K; j += 32) {
+            __m256i i0 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + j), mul));
+            __m256i i1 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + j + 8), mul));
+            __m256i i2 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + j + 16), mul));
+            __m256i i3 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + j + 24), mul));
+            // Pack 32-bit → 16-bit → 8-bit; packs interleave 128-bit lanes, the permute restores order.
+            i0 = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3));
+            const __m256i q = _mm256_permutevar8x32_epi32(i0, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+            _mm256_storeu_si256((__m256i *)(y[i].qs + j), q);
+            // Sums of 4 → lanes 0-3 (elements 0-15) and 4-7 (16-31) → two hadds → lane 0 of each half.
+            __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, q), ones16);
+            s = _mm256_hadd_epi32(s, s);
+            s = _mm256_hadd_epi32(s, s);
+            y[i].bsums[j / 16] = (int16_t)_mm256_cvtsi256_si32(s);
+            y[i].bsums[j / 16 + 1] = (int16_t)_mm_cvtsi128_si32(_mm256_extracti128_si256(s, 1));
+        }
+        y[i].d = d;
+    }
+}
+#endif
+
+void hk_quantize_xq8k(int level, const float *x, xq8k *y, int64_t n) {
+#if HK_X86
+    if (level >= HK_LEVEL_AVX2) {
+        quantize_xq8k_avx2(x, y, n / QK_K);
+        return;
+    }
+#endif
+    (void)level;
+    quantize_xq8k_scalar(x, y, n / QK_K);
 }

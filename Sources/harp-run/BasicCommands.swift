@@ -58,12 +58,13 @@ enum SamplingOptions {
 enum GenerateCommand {
     static let spec = CommandSpec(
         name: "generate", summary: "continue a prompt",
-        usage: "generate [-m MODEL] -p TEXT [-n N] [--temp T] [--seed S] [--ids]",
+        usage: "generate [-m MODEL] -p TEXT [-n N] [--temp T] [--seed S] [--stop TEXT] [--ids]",
         options: CommonOptions.all + [
             OptionSpec(names: ["-p", "--prompt"], value: "TEXT", help: "the prompt (special tokens are parsed)"),
             OptionSpec(names: ["-n", "--n-predict"], value: "N", help: "tokens to generate (default 64)"),
             OptionSpec(names: ["-c", "--ctx-size"], value: "N", help: "context length (default: min(model, 4096))"),
             OptionSpec(names: ["--kv-type"], value: "TYPE", help: "KV cache element type: f16 (default) or f32"),
+            OptionSpec(names: ["--stop"], value: "TEXT", help: "end generation before the first TEXT (not printed)"),
             OptionSpec(names: ["--ids"], value: nil, help: "also print the generated token ids on a last line"),
             OptionSpec(names: ["--ignore-eos"], value: nil, help: "keep generating after end-of-generation tokens"),
         ] + SamplingOptions.all)
@@ -71,43 +72,47 @@ enum GenerateCommand {
     static func run(_ args: ParsedArguments) throws {
         try args.noPositionals()
         guard let prompt = args.string("--prompt") else { throw HARPError.invalidArgument("missing -p TEXT (the prompt)") }
-        let maxTokens = try args.int("--n-predict", default: 64, range: 0...1_000_000)
+        let maxTokens = try args.int("--n-predict", default: 64, range: 1...1_000_000)
         let sampling = try SamplingOptions.parameters(args)
         let kvType: KVCacheType = try args.choice("--kv-type", default: .f16)
+        let stop = try args.string("--stop").map { text -> [String] in
+            do { return try StopStrings([text]).strings } catch { throw HARPError.invalidArgument("option --stop: \(error)") }
+        } ?? []
         let loaded = try LoadedModel(args)
-        let context = try args.int("--ctx-size", default: min(loaded.model.config.contextLength, 4096), range: 1...1_048_576)
-
-        var promptIDs = loaded.tokenizer.encode(prompt, parseSpecial: true)
-        if loaded.tokenizer.addBOS, let bos = loaded.tokenizer.bosID { promptIDs.insert(bos, at: 0) }
+        let context = try args.int("--ctx-size", default: min(loaded.model.config.contextLength, 4096), range: 2...1_048_576)
+        let tokenizer = loaded.tokenizer
+        let engine = try Engine(transformer: loaded.transformer, tokenizer: tokenizer,
+                                chatTemplate: ChatTemplate.recognise(templateText: nil, tokenizer: tokenizer),
+                                configuration: EngineConfiguration(maxConcurrentSequences: 1, contextLength: context,
+                                                                   kvType: kvType, stepTokenBudget: 512))
+        let promptIDs = try engine.promptTokens(.text(prompt))
         guard !promptIDs.isEmpty else { throw HARPError.invalidArgument("the prompt is empty") }
         guard promptIDs.count < context else {
             throw HARPError.invalidRequest("the prompt has \(promptIDs.count) tokens, which does not fit the context of \(context) (raise -c)")
         }
-        let session = try Session(transformer: loaded.transformer, contextLength: context, kvType: kvType)
-        var sampler = Sampler(sampling)
-        sampler.observe(promptIDs)
-
-        let start = Date()
-        var logits = try session.feed(promptIDs)
-        let prefillTime = Date().timeIntervalSince(start)
-        var generated: [Int32] = []
-        var text = TokenTextStream(tokenizer: loaded.tokenizer)
-        let decodeStart = Date()
-        let budget = min(maxTokens, session.remainingContext)
-        while generated.count < budget {
-            let token = sampler.sample(logits)
-            generated.append(token)
-            if !args.flag("--ignore-eos") && loaded.tokenizer.endOfGenerationIDs.contains(token) { break }
-            Output.write(text.append(token))
-            if generated.count < budget { logits = try session.feed([token]) }
+        let request = GenerationRequest(prompt: .tokens(promptIDs), maxTokens: maxTokens, sampling: sampling, stop: stop,
+                                        stopAtEndOfGeneration: !args.flag("--ignore-eos"))
+        let ids = TokenLog()
+        let outcome = BlockingGeneration.run(engine, request) { id, text in
+            ids.append(id)
+            Output.write(text)
         }
-        Output.write(text.finish() + "\n")
-        if args.flag("--ids") { Output.write(generated.map(String.init).joined(separator: " ") + "\n") }
-        let decodeTime = Date().timeIntervalSince(decodeStart)
+        Output.write("\n")
+        if let error = outcome.error { throw error }
+        if args.flag("--ids") { Output.write(ids.all.map(String.init).joined(separator: " ") + "\n") }
+        guard let s = outcome.summary else { return }
         Output.status(String(format: "prompt: %d tokens in %.2f s (%.1f t/s); generated: %d tokens in %.2f s (%.1f t/s)\n",
-                             promptIDs.count, prefillTime, Double(promptIDs.count) / max(prefillTime, 1e-9),
-                             generated.count, decodeTime, Double(generated.count) / max(decodeTime, 1e-9)))
-        if maxTokens > budget { Output.status("note: generation stopped at the end of the context (\(context) tokens)\n") }
+                             s.promptTokens, s.promptSeconds, Double(s.promptTokens) / max(s.promptSeconds, 1e-9),
+                             s.generatedTokens, s.generationSeconds, s.generationTokensPerSecond))
+        if s.finishReason == .contextFull { Output.status("note: generation stopped at the end of the context (\(context) tokens)\n") }
+    }
+
+    /// The delivered token ids, appended from the generating task.
+    private final class TokenLog: @unchecked Sendable {  // guarded by `lock`
+        private let lock = NSLock()
+        private var ids: [Int32] = []
+        func append(_ id: Int32) { lock.withLock { ids.append(id) } }
+        var all: [Int32] { lock.withLock { ids } }
     }
 }
 

@@ -16,7 +16,8 @@ enum ChatCommand {
             OptionSpec(names: ["--kv-type"], value: "TYPE", help: "KV cache element type: f16 (default) or f32"),
         ] + SamplingOptions.all)
 
-    static let help = "commands: /reset (forget the conversation), /system [TEXT] (show or set the system prompt), /stats; Ctrl-C stops a reply, Ctrl-D exits"
+    static let help = "commands: /reset (forget the conversation), /system [TEXT] (show or set the system prompt), /stats; "
+        + "pastes may span lines, Enter sends; Ctrl-C stops a reply, Ctrl-D exits (during a reply: stops it and exits)"
 
     static func run(_ args: ParsedArguments) throws {
         try args.noPositionals()
@@ -44,6 +45,8 @@ final class ChatLoop {
     private var sampling: SamplingParameters
     private let maxReply: Int
     private let interrupts = InterruptHandler()
+    private let input = TerminalInput()
+    private var exitRequested = false
     private var lastSummary: GenerationSummary?
     private var totalGenerated = 0
 
@@ -55,41 +58,62 @@ final class ChatLoop {
     }
 
     func run() {
-        while true {
-            Output.write("\n> ")
-            guard let line = readLine() else {  // Ctrl-D
-                Output.write("\n")
-                return
+        defer { input.restore() }
+        let restoreOnSignal = [SIGTERM, SIGHUP].map { number -> any DispatchSourceSignal in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { [input] in
+                input.restore()
+                exit(128 + number)
             }
-            let input = line.trimmingCharacters(in: .whitespaces)
-            if input.isEmpty { continue }
-            if input.hasPrefix("/") {
-                command(input)
+            source.resume()
+            return source
+        }
+        defer { restoreOnSignal.forEach { $0.cancel() } }
+        while !exitRequested {
+            Output.write("\n> ")
+            interrupts.atPrompt = true
+            let line = input.readLine()
+            interrupts.atPrompt = false
+            guard case .text(let text) = line else {
+                if line == .end { Output.write("\n"); return }
+                continue  // Ctrl-C: the line is abandoned
+            }
+            let message = text.trimmingCharacters(in: .whitespacesAndNewlines)
+            if message.isEmpty { continue }
+            if message.hasPrefix("/") {
+                command(message)
             } else {
-                reply(to: input)
+                reply(to: message)
             }
         }
+        Output.write("\n")
     }
 
     private func command(_ input: String) {
-        let parts = input.split(separator: " ", maxSplits: 1)
-        let argument = parts.count > 1 ? String(parts[1]).trimmingCharacters(in: .whitespaces) : ""
-        switch parts.first {
+        let name = input.prefix { !$0.isWhitespace }
+        let argument = input.dropFirst(name.count).trimmingCharacters(in: .whitespacesAndNewlines)
+        switch name {
         case "/reset":
             conversation.removeAllTurns()
             Output.write("[conversation cleared]\n")
         case "/system":
             if argument.isEmpty {
-                Output.write("[system prompt: \(conversation.system ?? "(none: the template's default)")]\n")
+                Output.write("[system prompt: \(conversation.system.map(Self.abbreviated) ?? "(none: the template's default)")]\n")
             } else {
                 conversation.system = argument
-                Output.write("[system prompt set]\n")
+                Output.write("[system prompt set: \(argument.count) characters]\n")
             }
         case "/stats":
             Output.write(statistics() + "\n")
         default:
             Output.write("\(ChatCommand.help)\n")
         }
+    }
+
+    /// Long texts are shown by their start and length.
+    static func abbreviated(_ text: String) -> String {
+        text.count <= 200 ? text : "\(text.prefix(80))… (\(text.count) characters)"
     }
 
     private func statistics() -> String {
@@ -116,7 +140,7 @@ final class ChatLoop {
             // Leave room for a reply of maxReply tokens.
             dropped = try candidate.shorten(toFit: engine.configuration.contextLength - maxReply) { try self.engine.promptTokens(.chat($0)).count }
         } catch {
-            Output.write("[cannot send this message: \(error)]\n")
+            Output.write("[cannot send this message (\(text.count) characters): \(error)]\n")
             return
         }
         if dropped > 0 { Output.write("[context full: dropped the \(dropped) oldest messages]\n") }
@@ -124,29 +148,19 @@ final class ChatLoop {
 
         let request = GenerationRequest(prompt: .chat(conversation.messages), maxTokens: maxReply, sampling: sampling)
         sampling.seed &+= 1  // a fresh draw each turn, still reproducible from --seed
-        let outcome = ReplyOutcome()
-        let finished = DispatchSemaphore(value: 0)
-        let engine = self.engine
-        let task = Task {
-            do {
-                for try await event in engine.generate(request) {
-                    switch event {
-                    case .token(_, let piece):
-                        Output.write(piece)
-                        outcome.append(piece)
-                    case .finished(let summary):
-                        outcome.finish(summary)
-                    }
-                }
-            } catch {
-                outcome.fail(error)
+        let reply = ReplyText()
+        let outcome = BlockingGeneration.run(engine, request, onToken: { _, piece in
+            Output.write(piece)
+            reply.append(piece)
+        }, poll: { [input, interrupts] in
+            switch input.pollDuringReply() {
+            case .interrupt: return true
+            case .end: exitRequested = true; return true
+            case nil: return interrupts.takeInterrupt()
             }
-            finished.signal()
-        }
-        interrupts.whileRunning(task) { finished.wait() }
-
-        let result = outcome.result
-        conversation.append(.assistant(result.text))  // an interrupted reply stays as far as it got
+        })
+        conversation.append(.assistant(reply.text))  // an interrupted reply stays as far as it got
+        let result = outcome
         if let summary = result.summary {
             lastSummary = summary
             totalGenerated += summary.generatedTokens
@@ -161,34 +175,30 @@ final class ChatLoop {
     }
 }
 
-/// What a reply task produced, read by the main thread after the task signals.
-private final class ReplyOutcome: @unchecked Sendable {  // guarded by `lock`
+/// The reply as it streams, read by the main thread after the generation ends.
+private final class ReplyText: @unchecked Sendable {  // guarded by `lock`
     private let lock = NSLock()
-    private var text = ""
-    private var summary: GenerationSummary?
-    private var error: (any Error)?
-
-    func append(_ piece: String) { lock.withLock { text += piece } }
-    func finish(_ s: GenerationSummary) { lock.withLock { summary = s } }
-    func fail(_ e: any Error) { lock.withLock { error = e } }
-    var result: (text: String, summary: GenerationSummary?, error: (any Error)?) { lock.withLock { (text, summary, error) } }
+    private var value = ""
+    func append(_ piece: String) { lock.withLock { value += piece } }
+    var text: String { lock.withLock { value } }
 }
 
-/// Ctrl-C (SIGINT) cancels the running reply instead of ending the process; at the prompt it
-/// prints a hint.
-final class InterruptHandler: @unchecked Sendable {  // `running` is guarded by `lock`
+/// SIGINT (Ctrl-C when stdin is not a terminal, or `kill -INT`) stops the running reply instead of
+/// ending the process; at the prompt it prints a hint. On a terminal the chat reads Ctrl-C itself.
+final class InterruptHandler: @unchecked Sendable {  // guarded by `lock`
     private let lock = NSLock()
-    private var running: Task<Void, Never>?
+    private var interrupted = false
+    private var prompting = false
     private let source: any DispatchSourceSignal
 
     init() {
         signal(SIGINT, SIG_IGN)
         source = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
         source.setEventHandler { [unowned self] in
-            if let task = lock.withLock({ running }) {
-                task.cancel()
-            } else {
+            if lock.withLock({ prompting }) {
                 Output.write("\n(Ctrl-D exits)\n> ")
+            } else {
+                lock.withLock { interrupted = true }
             }
         }
         source.resume()
@@ -196,10 +206,11 @@ final class InterruptHandler: @unchecked Sendable {  // `running` is guarded by 
 
     deinit { source.cancel() }
 
-    /// Runs `wait` with `task` as the one Ctrl-C cancels.
-    func whileRunning(_ task: Task<Void, Never>, _ wait: () -> Void) {
-        lock.withLock { running = task }
-        wait()
-        lock.withLock { running = nil }
+    var atPrompt: Bool {
+        get { lock.withLock { prompting } }
+        set { lock.withLock { prompting = newValue; interrupted = false } }
     }
+
+    /// True once after a SIGINT during a reply.
+    func takeInterrupt() -> Bool { lock.withLock { defer { interrupted = false }; return interrupted } }
 }

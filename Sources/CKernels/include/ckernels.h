@@ -73,16 +73,16 @@ void hk_parallel_for(hk_pool *pool, int64_t n, hk_task_fn fn, void *ctx);
 
 // Y[t][r] = sum_c W[r][c] * X[t][c] for t < T, r < rows (Y = X · Wᵀ).
 // X has row stride x_stride floats, Y has row stride y_stride floats.
-// Small T reads each weight block once for all T rows (memory-bound decode, batched decode);
-// large T (≥ 32 for k-quants, ≥ 16 for float weights) goes through sgemm on dequantized tiles
-// (prefill). The 32-element formats (Q4_0/Q4_1/Q5_0/Q5_1/Q8_0) use the int8 kernels at every T.
-// Quantized weights meet int8-quantized activations (as in llama.cpp) on the int8 path and float
-// activations on the sgemm path; float weights always use float activations.
+// Quantized weights meet int8-quantized activations (as in llama.cpp) at every T: the activations are
+// quantized once per call and each unpacked weight block is multiplied with a group of activation
+// rows in integers (T = 1 reads each weight byte once, in row pairs; T > 1 tiles one weight row ×
+// 8 activation rows with AVX2, × 16 with AVX-512). Float weights multiply float activations
+// directly for T < 16 and through OpenBLAS sgemm for T ≥ 16.
 // Determinism: for a given pool SIMD level, output row t depends only on W and X row t — bit for
-// bit, whatever T, the other rows, the thread count or the thread that computes it — for the
-// 32-element formats at every T, and for the other formats within T < 32 (k-quants) or T < 16
-// (float weights), i.e. as long as a call and the calls it is compared with stay on the same side
-// of the sgemm threshold.
+// bit, whatever T, the other rows, the thread count or the thread that computes it — for every
+// quantized type at every T, and for float weights within T < 16 or within T ≥ 16 (the sgemm
+// threshold). The k-quants (Q4_K/Q5_K/Q6_K) reduce each super-block's integer sums exactly and then
+// follow one float order, so their results are also the same bits at every SIMD level.
 void hk_matmul(hk_pool *pool, int wtype, const void *W, int64_t rows, int64_t cols,
                const float *X, int64_t x_stride, int64_t T, float *Y, int64_t y_stride);
 
@@ -137,7 +137,7 @@ void hk_store_row(int kv_type, const float *src, void *dst, int64_t n);
 // ---- SIMD level (for tests and benchmarks) ------------------------------------------------------
 
 // Highest SIMD level this CPU runs: 0 portable scalar, 1 AVX2+FMA+F16C, 2 the same plus AVX-VNNI,
-// 3 the same plus AVX-512 F/BW/VNNI (levels 2 and 3 only speed up hk_matmul's int8 dot products).
+// 3 the same plus AVX-512 F/BW/VL/VNNI (levels 2 and 3 only speed up hk_matmul's int8 dot products).
 int hk_simd_level(void);
 // Caps the SIMD level of the kernels that run on this pool (hk_matmul, hk_attention) so tests can
 // exercise the scalar path; levels above hk_simd_level() are clamped. Default: hk_simd_level().

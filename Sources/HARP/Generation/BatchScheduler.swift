@@ -4,6 +4,8 @@ struct QueuedRequest: Sendable {
     let promptTokens: [Int32]
     let maxTokens: Int
     let sampling: SamplingParameters
+    let stops: StopStrings
+    let stopAtEndOfGeneration: Bool
     let continuation: AsyncThrowingStream<GenerationEvent, any Error>.Continuation
 }
 
@@ -30,12 +32,10 @@ final class BatchScheduler: @unchecked Sendable {  // handed to the engine's wor
 
     private struct RunningSequence {
         let request: QueuedRequest
-        var sampler: Sampler
-        var text: TokenTextStream
+        var decoder: SequenceDecoder
         let reusedPromptTokens: Int
         /// The last sampled token, fed in the next step (nil while the prompt is being processed).
         var pendingToken: Int32?
-        var generated = 0
         let admitted = ContinuousClock.now
         var firstToken: ContinuousClock.Instant?
     }
@@ -145,9 +145,7 @@ final class BatchScheduler: @unchecked Sendable {  // handed to the engine's wor
             // At least the last prompt token is recomputed: its logits start the generation.
             let reused = min(sharedPrefix(best), prompt.count - 1)
             slots[best].cachedTokens.removeSubrange(reused...)
-            var sampler = Sampler(request.sampling)
-            sampler.observe(prompt)
-            slots[best].sequence = RunningSequence(request: request, sampler: sampler, text: TokenTextStream(tokenizer: tokenizer),
+            slots[best].sequence = RunningSequence(request: request, decoder: SequenceDecoder(request: request, tokenizer: tokenizer),
                                                    reusedPromptTokens: reused)
         }
     }
@@ -155,26 +153,13 @@ final class BatchScheduler: @unchecked Sendable {  // handed to the engine's wor
     /// Samples the next token of the sequence in slot `i`, delivers it, and decides whether it goes on.
     private func accept(_ logits: ArraySlice<Float>, slot i: Int) {
         guard var sequence = slots[i].sequence else { return }
-        let token = sequence.sampler.sample(logits)
+        // The sampled token is fed at position cachedTokens.count, which must exist.
+        let step = sequence.decoder.next(logits, contextLeft: slots[i].cachedTokens.count < cache.contextLength)
         let now = ContinuousClock.now
         if sequence.firstToken == nil { sequence.firstToken = now }
-        sequence.generated += 1
-        let finish: FinishReason?
-        if tokenizer.isEndOfGeneration(token) {
-            finish = .endOfGeneration
-        } else {
-            if sequence.generated >= sequence.request.maxTokens {
-                finish = .maxTokens
-            } else if slots[i].cachedTokens.count >= cache.contextLength {
-                finish = .contextFull  // no position left to feed this token
-            } else {
-                finish = nil
-            }
-            let text = sequence.text.append(token) + (finish != nil ? sequence.text.finish() : "")
-            sequence.request.continuation.yield(.token(id: token, text: text))
-        }
-        guard let finish else {
-            sequence.pendingToken = token
+        if let text = step.text { sequence.request.continuation.yield(.token(id: step.token, text: text)) }
+        guard let finish = step.finish else {
+            sequence.pendingToken = step.token
             slots[i].sequence = sequence
             return
         }
@@ -182,7 +167,8 @@ final class BatchScheduler: @unchecked Sendable {  // handed to the engine's wor
         let summary = GenerationSummary(
             finishReason: finish, promptTokens: sequence.request.promptTokens.count,
             reusedPromptTokens: sequence.reusedPromptTokens,
-            generatedTokens: sequence.generated - (finish == .endOfGeneration ? 1 : 0),
+            generatedTokens: sequence.decoder.generatedTokens,
+            stopSequence: sequence.decoder.matchedStop,
             promptSeconds: seconds(first - sequence.admitted), generationSeconds: seconds(now - first))
         sequence.request.continuation.yield(.finished(summary))
         sequence.request.continuation.finish()

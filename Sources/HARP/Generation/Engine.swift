@@ -73,11 +73,13 @@ public final class Engine: Sendable {
 
     /// Generates a continuation of the request's prompt. The stream ends after `.finished`, or
     /// with an error (`GenerationError`, `ChatTemplateError`, or `HARPError` for bad sampling values or token ids).
+    /// Cancelling the consuming task (or dropping the stream) removes the sequence before the next step.
     public func generate(_ request: GenerationRequest) -> AsyncThrowingStream<GenerationEvent, any Error> {
         let (stream, continuation) = AsyncThrowingStream<GenerationEvent, any Error>.makeStream()
         do {
             try request.sampling.validate()
             guard request.maxTokens > 0 else { throw GenerationError.invalidMaxTokens(request.maxTokens) }
+            let stops = try StopStrings(request.stop)
             let tokens = try promptTokens(request.prompt)
             guard !tokens.isEmpty else { throw GenerationError.emptyPrompt }
             guard tokens.count < configuration.contextLength else {
@@ -92,6 +94,7 @@ public final class Engine: Sendable {
                 if case .cancelled = termination { inbox.cancel(id) }
             }
             let queued = QueuedRequest(id: id, promptTokens: tokens, maxTokens: request.maxTokens, sampling: request.sampling,
+                                       stops: stops, stopAtEndOfGeneration: request.stopAtEndOfGeneration,
                                        continuation: continuation)
             guard inbox.submit(queued) else { throw GenerationError.engineStopped }
         } catch {

@@ -8,24 +8,35 @@ public enum Prompt: Sendable, Equatable {
     case chat([ChatMessage])
 }
 
-/// One generation: a prompt, how many tokens at most, and how to pick them.
+/// One generation: a prompt, how many tokens at most, how to pick them, and where to stop.
 public struct GenerationRequest: Sendable, Equatable {
     public var prompt: Prompt
     public var maxTokens: Int
     public var sampling: SamplingParameters
+    /// Generation ends at the first of these strings in the generated text (`FinishReason.stopSequence`);
+    /// the delivered text stops just before it. At most `StopStrings.maxCount` non-empty strings of
+    /// at most `StopStrings.maxBytes` UTF-8 bytes each (otherwise `GenerationError.invalidStop`).
+    public var stop: [String]
+    /// False: end-of-generation tokens are sampled and delivered like any other (`--ignore-eos`).
+    public var stopAtEndOfGeneration: Bool
 
-    public init(prompt: Prompt, maxTokens: Int = 256, sampling: SamplingParameters = SamplingParameters()) {
+    public init(prompt: Prompt, maxTokens: Int = 256, sampling: SamplingParameters = SamplingParameters(),
+                stop: [String] = [], stopAtEndOfGeneration: Bool = true) {
         self.prompt = prompt
         self.maxTokens = maxTokens
         self.sampling = sampling
+        self.stop = stop
+        self.stopAtEndOfGeneration = stopAtEndOfGeneration
     }
 }
 
 /// What a generation stream delivers.
 public enum GenerationEvent: Sendable, Equatable {
     /// A generated token and the text it completes. A character split over several tokens appears
-    /// with the token that completes it, so the texts concatenate to the full reply. End-of-turn
-    /// tokens are not delivered.
+    /// with the token that completes it, so the texts concatenate to the full reply. Text that may
+    /// be the start of a stop string is held back until it is known not to be (and a stop string
+    /// itself is never delivered). End-of-turn tokens are not delivered, except to release text
+    /// held back for a stop string that did not come.
     case token(id: Int32, text: String)
     /// The last event of a stream that was not cancelled.
     case finished(GenerationSummary)
@@ -39,6 +50,8 @@ public enum FinishReason: String, Sendable, Equatable {
     case maxTokens
     /// The sequence reached the engine's context length.
     case contextFull
+    /// One of the request's stop strings appeared (`GenerationSummary.stopSequence` says which).
+    case stopSequence
 }
 
 public struct GenerationSummary: Sendable, Equatable {
@@ -47,6 +60,8 @@ public struct GenerationSummary: Sendable, Equatable {
     /// Prompt tokens whose keys and values were already cached from an earlier request (not recomputed).
     public var reusedPromptTokens: Int
     public var generatedTokens: Int
+    /// The stop string that ended generation (with `FinishReason.stopSequence`).
+    public var stopSequence: String?
     /// From the request's admission to its first generated token.
     public var promptSeconds: Double
     /// From the first generated token to the last.
@@ -65,6 +80,8 @@ public enum GenerationError: Error, Sendable, Equatable, CustomStringConvertible
     /// The prompt leaves no room to generate in the engine's context.
     case promptTooLong(promptTokens: Int, contextLength: Int)
     case invalidMaxTokens(Int)
+    /// The stop strings break a limit of `StopStrings` (the message names the entry, e.g. `stop[2]`).
+    case invalidStop(String)
     /// The engine was shut down before the request finished.
     case engineStopped
     /// The forward pass failed (a model or cache error); the sequence was dropped.
@@ -76,6 +93,7 @@ public enum GenerationError: Error, Sendable, Equatable, CustomStringConvertible
         case .promptTooLong(let n, let context):
             return "the prompt has \(n) tokens, which leaves no room to generate in a context of \(context) tokens"
         case .invalidMaxTokens(let n): return "maximum token count must be positive, got \(n)"
+        case .invalidStop(let reason): return reason
         case .engineStopped: return "the engine has been shut down"
         case .computeFailed(let reason): return "generation failed: \(reason)"
         }

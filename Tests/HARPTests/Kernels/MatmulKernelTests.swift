@@ -18,8 +18,7 @@ struct KernelsMatmulTests {
         withPool(threads: threads, level: level) { pool in
             hk_matmul(pool, type.rawValue, raw, Int64(rows), Int64(cols), x, Int64(xs), Int64(T), &y, Int64(ys))
         }
-        // Non-float weights see int8 activations (or, routed to sgemm at large T, float ones: the
-        // int8 bound admits both).
+        // Quantized weights see int8 activations at every T.
         let qblock = type.isFloat ? 0 : (type.isKQuant ? 256 : 32)
         for t in 0..<T {
             let xt = Array(x[(t * xs)..<(t * xs + cols)])
@@ -44,6 +43,46 @@ struct KernelsMatmulTests {
         for level in simdLevels {
             for T in [1, 3, 8] {
                 Self.check(type, rows: 19, cols: 512, T: T, threads: 2, level: level, seed: UInt64(T * 100) + UInt64(type.rawValue))
+            }
+        }
+    }
+
+    /// The quantized types of real k-quant models (Q4_K_M: Q4_K, Q6_K, some Q5_0/Q8_0; Q5_K_M: Q5_K)
+    /// at every T the int8 kernels tile differently: T = 1 (row pairs), partial and full groups of
+    /// activation rows (8 on AVX2, 16 on AVX-512) and the former sgemm threshold (32); 37 rows leave
+    /// partial row pairs and chunks, 4 threads share them out.
+    @Test("int8 kernels at every T and tiling edge", arguments: [KType.q4_K, .q5_K, .q6_K, .q5_0, .q8_0])
+    func everyT(type: KType) {
+        for level in simdLevels {
+            for T in [1, 2, 3, 4, 7, 8, 16, 31, 32, 33, 64, 100] {
+                Self.check(type, rows: 37, cols: 512, T: T, threads: T % 2 == 0 ? 2 : 4, level: level,
+                           seed: UInt64(T * 1000) + UInt64(type.rawValue))
+            }
+        }
+    }
+
+    /// The k-quant kernels of every SIMD level reduce each super-block's integer sums exactly and
+    /// then follow the scalar kernel's float order, and the activations quantize to the same bytes at
+    /// every level, so every level gives the scalar result bit for bit.
+    @Test("k-quant results are the same bits at every SIMD level", arguments: [KType.q4_K, .q5_K, .q6_K])
+    func kquantLevelsAgree(type: KType) {
+        var rng = KRNG(77 + UInt64(type.rawValue))
+        let rows = 29, cols = 768
+        let raw = randomMatrix(type, rows: rows, cols: cols, rng: &rng)
+        for T in [1, 5, 40] {
+            let x = rng.floats(T * cols, scale: 3)
+            var results: [[Float]] = []
+            for level in simdLevels {
+                var y = [Float](repeating: .nan, count: T * rows)
+                withPool(threads: 2, level: level) { pool in
+                    hk_matmul(pool, type.rawValue, raw, Int64(rows), Int64(cols), x, Int64(cols), Int64(T), &y, Int64(rows))
+                }
+                results.append(y)
+            }
+            #expect(results.count >= 2, "needs a SIMD level besides scalar to compare")
+            for (i, y) in results.enumerated().dropFirst() {
+                let differ = (0..<y.count).filter { y[$0].bitPattern != results[0][$0].bitPattern }
+                #expect(differ.isEmpty, "\(type) T=\(T) level \(i) differs from scalar at \(differ.prefix(5))")
             }
         }
     }
@@ -80,9 +119,12 @@ struct KernelsMatmulTests {
     /// A row's result may not depend on the batch it comes in (batched greedy decoding must give
     /// each sequence the tokens it gets alone): the probe row computed alone (T = 1) equals, bit for
     /// bit, the same row inside calls of T = 2...maxT random rows, at varying positions and thread
-    /// counts. maxT stays below the sgemm threshold of the k-quants (32) and float weights (16).
+    /// counts. Quantized weights stay on the int8 kernels at every T (maxT 40 crosses the groups
+    /// of 8 and 16 activation rows and the former sgemm threshold of 32); float weights stay below
+    /// their sgemm threshold (16).
     @Test("each row of a batch equals its T = 1 result bit for bit", arguments: [
-        (KType.q4_0, 20), (.q4_1, 20), (.q5_0, 20), (.q5_1, 20), (.q8_0, 20), (.q4_K, 20), (.f16, 15),
+        (KType.q4_0, 20), (.q4_1, 20), (.q5_0, 20), (.q5_1, 20), (.q8_0, 20),
+        (.q4_K, 40), (.q5_K, 40), (.q6_K, 40), (.f16, 15),
     ])
     func batchEqualsSingle(type: KType, maxT: Int) {
         var rng = KRNG(42 + UInt64(type.rawValue))

@@ -1,7 +1,7 @@
 import Foundation
 
 /// A parsed HTTP/1.1 request. Header names are lower-cased.
-struct HTTPRequest: Sendable {
+struct HTTPRequest: Sendable, Equatable {
     var method: String
     var path: String
     var headers: [String: String]
@@ -24,6 +24,7 @@ struct HTTPResponse: Sendable {
         switch status {
         case 200: return "OK"
         case 400: return "Bad Request"
+        case 100: return "Continue"
         case 404: return "Not Found"
         case 405: return "Method Not Allowed"
         case 408: return "Request Timeout"
@@ -37,6 +38,11 @@ struct HTTPResponse: Sendable {
         }
     }
 
+    /// Status line, headers and body.
+    var bytes: Data { Self.head(status: status, contentType: contentType, contentLength: body.count) + body }
+
+    static let continueLine = Data("HTTP/1.1 100 Continue\r\n\r\n".utf8)
+
     /// The status line and headers; `contentLength` nil for a body that ends when the connection closes (SSE).
     static func head(status: Int, contentType: String, contentLength: Int?) -> Data {
         var text = "HTTP/1.1 \(status) \(reason(status))\r\nContent-Type: \(contentType)\r\nConnection: close\r\n"
@@ -46,53 +52,39 @@ struct HTTPResponse: Sendable {
 }
 
 /// Why a request could not be read; each maps to an error status.
-enum HTTPReadError: Error {
-    case malformed(String)        // 400
-    case headersTooLarge          // 431
-    case lengthRequired           // 411
+enum HTTPReadError: Error, Equatable {
+    case malformed(String)         // 400
+    case timedOut                  // 408
+    case lengthRequired            // 411
     case bodyTooLarge(length: Int) // 413
-    case unsupported(String)      // 501
-    case closedOrTimedOut         // nothing to answer
+    case headersTooLarge           // 431
+    case unsupported(String)       // 501
 
-    var status: Int? {
+    var status: Int {
         switch self {
         case .malformed: return 400
-        case .headersTooLarge: return 431
+        case .timedOut: return 408
         case .lengthRequired: return 411
         case .bodyTooLarge: return 413
+        case .headersTooLarge: return 431
         case .unsupported: return 501
-        case .closedOrTimedOut: return nil
         }
     }
 
     var message: String {
         switch self {
         case .malformed(let why): return "malformed HTTP request: \(why)"
+        case .timedOut: return "the request was not received in time"
         case .headersTooLarge: return "request headers are too large"
         case .lengthRequired: return "a request body needs a Content-Length header"
         case .bodyTooLarge(let length): return "request body of \(length) bytes is larger than the server accepts"
         case .unsupported(let what): return "\(what) is not supported"
-        case .closedOrTimedOut: return "connection closed"
         }
     }
-}
 
-/// Splits the request head (everything before the blank line) into method, path and headers.
-enum HTTPHeadParser {
-    static func parse(_ head: Data) throws -> (method: String, path: String, headers: [String: String]) {
-        guard let text = String(data: head, encoding: .utf8) else { throw HTTPReadError.malformed("head is not UTF-8") }
-        var lines = text.components(separatedBy: "\r\n")
-        let requestLine = lines.removeFirst().split(separator: " ")
-        guard requestLine.count == 3, requestLine[2].hasPrefix("HTTP/1.") else {
-            throw HTTPReadError.malformed("bad request line")
-        }
-        var headers: [String: String] = [:]
-        for line in lines where !line.isEmpty {
-            guard let colon = line.firstIndex(of: ":") else { throw HTTPReadError.malformed("header line without ':'") }
-            headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
-        }
-        // Query strings carry nothing the API uses.
-        let path = requestLine[1].split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
-        return (String(requestLine[0]), path, headers)
+    /// The JSON error answer.
+    var response: HTTPResponse {
+        let body = try? JSONSerialization.data(withJSONObject: ["error": ["message": message, "type": "invalid_request_error"]])
+        return HTTPResponse(status: status, body: body ?? Data())
     }
 }
