@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Fetches models from PyPI wheels into models/ (git-ignored). Usage: fetch-models.sh [smollm2] [qwen2.5] [qwen2.5-1.5b] [gemma3] [all]
+# Fetches models from PyPI wheels into models/ (git-ignored).
+# Usage: fetch-models.sh [smollm2] [qwen2.5] [qwen2.5-1.5b] [gemma3] [vocab] [all]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p models
@@ -74,6 +75,35 @@ fetch_qwen25_15b() {
   mv "$out.cat" "$out"
 }
 
+# llama.cpp's vocabulary-only test models with their test vectors (ggml-vocab-NAME.gguf, .gguf.inp: texts
+# separated by "__ggml_vocab_test__" lines, .gguf.out: the ids, one line per text), from the
+# llama-cpp-python 0.3.36 source package (llama.cpp is MIT-licensed), into models/vocab/.
+fetch_vocab() {
+  local dir=models/vocab sdist_sha=832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e
+  [ "$(cat "$dir/.sdist-sha256" 2>/dev/null)" = "$sdist_sha" ] && return 0
+  echo "fetch-models: downloading the llama-cpp-python 0.3.36 source package (77 MB) for its tokenizer fixtures" >&2
+  python3 -m pip download -q --no-deps --no-binary llama-cpp-python -d "$tmp" llama-cpp-python==0.3.36
+  check_sha "$tmp"/llama_cpp_python-0.3.36.tar.gz "$sdist_sha"
+  rm -rf "$dir.part"; mkdir -p "$dir.part"
+  python3 - "$tmp"/llama_cpp_python-0.3.36.tar.gz "$dir.part" <<'PY'
+import os, re, shutil, sys, tarfile
+sdist, dest = sys.argv[1:3]
+pattern = re.compile(r"llama_cpp_python-0\.3\.36/vendor/llama\.cpp/models/(ggml-vocab-[a-z0-9-]+\.gguf(\.inp|\.out)?)")
+count = 0
+with tarfile.open(sdist) as tar:
+    for member in tar:
+        match = pattern.fullmatch(member.name)
+        if match and member.isfile():
+            with tar.extractfile(member) as src, open(os.path.join(dest, match.group(1)), "wb") as out:
+                shutil.copyfileobj(src, out, 1 << 20)
+            count += 1
+if count < 40:
+    sys.exit("fetch-models: %s holds only %d ggml-vocab fixture files" % (sdist, count))
+PY
+  echo "$sdist_sha" > "$dir.part/.sdist-sha256"
+  rm -rf "$dir"; mv "$dir.part" "$dir"
+}
+
 [ $# -gt 0 ] || set -- smollm2
 for m in "$@"; do
   case "$m" in
@@ -81,7 +111,8 @@ for m in "$@"; do
     gemma3) fetch_gemma3 ;;
     qwen2.5|qwen2) fetch_qwen25 ;;
     qwen2.5-1.5b) fetch_qwen25_15b ;;
-    all) fetch_smollm2; fetch_gemma3; fetch_qwen25; fetch_qwen25_15b ;;
-    *) echo "fetch-models: unknown model '$m' (smollm2, qwen2.5, qwen2.5-1.5b, gemma3, all)" >&2; exit 2 ;;
+    vocab) fetch_vocab ;;
+    all) fetch_smollm2; fetch_gemma3; fetch_qwen25; fetch_qwen25_15b; fetch_vocab ;;
+    *) echo "fetch-models: unknown model '$m' (smollm2, qwen2.5, qwen2.5-1.5b, gemma3, vocab, all)" >&2; exit 2 ;;
   esac
 done

@@ -4,8 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/setup.sh
-# The model-family reference tests (Tests/HARPTests/Families) run Gemma 3 270M and Qwen2.5-0.5B.
-bash tools/fetch-models.sh gemma3 qwen2.5
+# The model-family reference tests (Tests/HARPTests/Families) run Gemma 3 270M and Qwen2.5-Coder-0.5B; the tokenizer tests (Tests/HARPTests/Tokenizer) and the seed-configuration models read
+# llama.cpp's vocabulary fixtures (models/vocab, from the llama-cpp-python source package).
+bash tools/fetch-models.sh gemma3 qwen2.5 vocab
 swift build -c release -Xswiftc -enable-testing --build-tests
 swift test -c release -Xswiftc -enable-testing --skip-build "$@"
 # End-to-end: the chat through a pseudo-terminal (tmux), the server through the openai client and

@@ -2,8 +2,9 @@
 // model's BOS rule, no special-token parsing), the top-10 next-token logits after it, and a
 // greedy continuation with each step's top-1 minus top-2 logit margin. Flash attention is off: the
 // CPU flash-attention kernel accumulates values in f16, the plain path is the closer reference for a
-// runtime that accumulates in f32.
-// Usage: llama-probe MODEL N_GREEDY PROMPT
+// runtime that accumulates in f32. The KV cache is f16 (llama.cpp's default) unless KV_TYPE is f32,
+// which the F32 seed models use so that nothing is rounded below f32.
+// Usage: llama-probe MODEL N_GREEDY PROMPT [KV_TYPE]
 #include <llama.h>
 
 #include <stdio.h>
@@ -36,10 +37,15 @@ static void print_json_string(const char *s) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 4) {
-        fprintf(stderr, "usage: %s MODEL N_GREEDY PROMPT\n", argv[0]);
+    if (argc != 4 && argc != 5) {
+        fprintf(stderr, "usage: %s MODEL N_GREEDY PROMPT [f16|f32]\n", argv[0]);
         return 2;
     }
+    if (argc == 5 && strcmp(argv[4], "f16") != 0 && strcmp(argv[4], "f32") != 0) {
+        fprintf(stderr, "KV_TYPE must be f16 or f32, got %s\n", argv[4]);
+        return 2;
+    }
+    const int kv_f32 = argc == 5 && strcmp(argv[4], "f32") == 0;
     const int n_greedy = atoi(argv[2]);
     const char *prompt = argv[3];
     llama_log_set(NULL, NULL);
@@ -56,6 +62,10 @@ int main(int argc, char **argv) {
     cp.n_threads = 2;
     cp.n_threads_batch = 2;
     cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
+    if (kv_f32) {
+        cp.type_k = GGML_TYPE_F32;
+        cp.type_v = GGML_TYPE_F32;
+    }
     struct llama_context *ctx = llama_init_from_model(model, cp);
     if (!ctx) { fprintf(stderr, "cannot create a context\n"); return 1; }
 

@@ -5,7 +5,9 @@
 /// - a BPE model (llama.cpp's SPM tokenizer merges the best-scoring adjacent pair, as SentencePiece's BPE does);
 /// - the identity normalizer: no Unicode normalization and no whitespace collapsing, spaces become
 ///   "▁", and a leading "▁" only with `add_space_prefix`;
-/// - byte fallback when the vocabulary has byte tokens.
+/// - byte fallback when the vocabulary has byte tokens;
+/// - one unknown piece: libsentencepiece refuses a second, so other pieces typed unknown (Phi-3's
+///   `[PAD…]` fillers) are written as unused, which it never produces either.
 struct SentencePieceModelProto {
     var pieces: [String]
     var scores: [Float]
@@ -19,7 +21,8 @@ struct SentencePieceModelProto {
             var entry = ProtoWriter()
             entry.string(1, piece)
             entry.float(2, scores[index])
-            entry.varint(3, UInt64(types[index].rawValue))
+            let type = types[index] == .unknown && index != Int(unknownID) ? TokenType.unused : types[index]
+            entry.varint(3, UInt64(type.rawValue))
             model.message(1, entry)
         }
         var trainer = ProtoWriter()
