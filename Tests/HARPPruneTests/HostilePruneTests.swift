@@ -50,8 +50,7 @@ struct HostilePruneTests {
         #expect(try scene.snapshot() == before, "\(arguments) changed the directory", sourceLocation: sourceLocation)
     }
 
-    @Test("harp-prune refuses, before any work, every output that would replace an input or another output",
-          .enabled(if: PruneFixtures.harpPrunePath != nil))
+    @Test("harp-prune refuses, before any work, every output that would replace an input or another output")
     func commandLineOutputs() throws {
         let s = try Scene()
         defer { s.remove() }
@@ -69,8 +68,7 @@ struct HostilePruneTests {
         try Self.expectRefusal(j, ["-o", j.dir + "/m.gguf"], ["the JSON report '\(j.model)'", "-m '\(j.model)'"])
     }
 
-    @Test("bad α grids, an all-layer ShortGPT and random-byte calibration are refused before writing",
-          .enabled(if: PruneFixtures.harpPrunePath != nil))
+    @Test("bad α grids, an all-layer ShortGPT and random-byte calibration are refused before writing")
     func commandLineRefusals() throws {
         let s = try Scene()
         defer { s.remove() }
@@ -85,8 +83,7 @@ struct HostilePruneTests {
         try Self.expectRefusal(s, ["-o", out, "-f", noise], ["\(noise): the calibration file is not valid UTF-8"])
     }
 
-    @Test("--drop-last 0 writes the model and a JSON report with no infinity",
-          .enabled(if: PruneFixtures.harpPrunePath != nil))
+    @Test("--drop-last 0 writes the model and a JSON report with no infinity")
     func dropLastZero() throws {
         let s = try Scene()
         defer { s.remove() }

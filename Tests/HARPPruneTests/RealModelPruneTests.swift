@@ -4,7 +4,7 @@ import Testing
 @testable import HARPPrune
 
 /// harp-prune on SmolLM2-135M with a few short calibration windows, and its command-line errors.
-@Suite("Pruner on SmolLM2", .serialized, .enabled(if: PruneFixtures.hasSmolLM2))
+@Suite("Pruner on SmolLM2", .serialized)
 struct RealModelPruneTests {
     @Test("HARP --drop-last 8 keeps 22/30 of the KV cache; native and deci files agree on perplexity")
     func harpDropLast8() throws {
@@ -40,7 +40,7 @@ struct RealModelPruneTests {
         #expect(abs(fromDeci - fromNative) / fromNative < 1e-4, "native \(fromNative), deci \(fromDeci)")
     }
 
-    @Test("bad arguments give clear errors", .enabled(if: PruneFixtures.harpPrunePath != nil))
+    @Test("bad arguments give clear errors")
     func commandLineErrors() throws {
         func expectFailure(_ arguments: [String], _ message: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
             let (status, stderr) = try PruneFixtures.runPrune(arguments)

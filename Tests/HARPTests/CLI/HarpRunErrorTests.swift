@@ -5,7 +5,7 @@ import HARPTestSupport
 
 /// harp-run as a user meets it: bad input gives one line on stderr naming the problem, and a
 /// non-zero exit — never a crash or a hang.
-@Suite("harp-run errors", .enabled(if: Fixtures.harpRunPath != nil, "needs the built harp-run next to the tests"))
+@Suite("harp-run errors")
 struct HarpRunErrorTests {
     struct Outcome {
         var status: Int32
@@ -95,7 +95,7 @@ struct HarpRunErrorTests {
         expectOneLineError(try run(["inspect", "-m", path]), mentioning: "unknown type 77")
     }
 
-    @Test("a prompt longer than the context", .enabled(if: Fixtures.hasSmolLM2))
+    @Test("a prompt longer than the context")
     func promptTooLong() throws {
         let prompt = String(repeating: "word ", count: 100)
         expectOneLineError(try run(["generate", "-m", Fixtures.smolLM2Path, "-c", "32", "-p", prompt]), mentioning: "does not fit the context of 32")

@@ -180,7 +180,7 @@ struct EngineTests {
     /// Exact equality holds because the kernels compute each token's rows bit-identically whatever
     /// batch they come in (hk_matmul, hk_attention); whole prompts and the decode steps of all
     /// eight chats share forward passes here, on the default SIMD level.
-    @Test("SmolLM2: 8 concurrent greedy chats give exactly the tokens of each chat alone", .enabled(if: Fixtures.hasSmolLM2))
+    @Test("SmolLM2: 8 concurrent greedy chats give exactly the tokens of each chat alone")
     func smolLM2Concurrent() async throws {
         let model = try Model(path: Fixtures.smolLM2Path)
         let tokenizer = try TokenizerLoader.load(from: model.file)

@@ -4,8 +4,7 @@ import HARPTestSupport
 @testable import HARP
 
 /// Tier 3: SmolLM2-135M against outputs measured with llama.cpp (../shared/reference).
-@Suite("SmolLM2 vs llama.cpp", .enabled(if: Fixtures.hasSmolLM2 && Fixtures.hasSmolLM2Reference,
-                                         "needs models/ (tools/setup.sh) and ../shared/reference"),
+@Suite("SmolLM2 vs llama.cpp",
        .serialized)
 struct SmolLM2ReferenceTests {
     struct Case {

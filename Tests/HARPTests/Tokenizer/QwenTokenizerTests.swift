@@ -2,7 +2,7 @@ import Testing
 @testable import HARP
 
 /// Qwen2.5's tokenizer (gpt2 model, qwen2 pre-tokenizer, user-defined tokens).
-@Suite(.enabled(if: TokenizerFixtures.hasQwen, "needs models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"))
+@Suite
 struct QwenTokenizerTests {
     let tokenizer: any Tokenizer
 

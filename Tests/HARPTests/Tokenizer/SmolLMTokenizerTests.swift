@@ -3,7 +3,7 @@ import Testing
 @testable import HARP
 
 /// SmolLM2's tokenizer (gpt2 model, smollm pre-tokenizer) against ids produced by llama.cpp.
-@Suite(.enabled(if: TokenizerFixtures.hasSmolLM, "needs models/SmolLM2-135M-Instruct.Q4_1.gguf and ../shared/reference"))
+@Suite
 struct SmolLMTokenizerTests {
     let tokenizer: any Tokenizer
 
@@ -30,7 +30,7 @@ struct SmolLMTokenizerTests {
         #expect(tokenizer.encode(reference.prompt, parseSpecial: false) == reference.prompt_ids)
     }
 
-    @Test(.enabled(if: TokenizerFixtures.hasWikiText, "needs ../shared/data/wikitext-2-raw/wiki.test.raw"))
+    @Test
     func wikiTextMatchesLlamaCpp() throws {
         var text = try String(contentsOfFile: TokenizerFixtures.wikiTestPath, encoding: .utf8)
         if text.hasSuffix("\n") { text.removeLast() }
