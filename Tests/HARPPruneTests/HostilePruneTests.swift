@@ -139,7 +139,7 @@ struct HostilePruneTests {
         // deci: llama.cpp skips the attention of a layer without FFN, so such a layer cannot be written.
         var noFFN = ModelEditor(model, storageType: nil)
         noFFN.specs[1].ffnWidth = 0
-        (noFFN.layers[1].gate, noFFN.layers[1].up, noFFN.layers[1].down, noFFN.layers[1].ffnNorm) = (nil, nil, nil, nil)
+        noFFN.layers[1].mlp = .none
         let staged = try plan.stageModel(noFFN.build(), to: out, layout: .native, type: nil, extraMetadata: [])
         do {
             _ = try plan.stageModel(noFFN.build(), to: deci, layout: .deci, type: nil, extraMetadata: [])
