@@ -59,10 +59,10 @@ struct RealModelPruneTests {
         defer { try? FileManager.default.removeItem(atPath: empty) }
         try expectFailure(["-m", model, "-o", out, "-f", empty], "\(empty): the calibration file is empty")
 
-        var shape = TinyDense.Shape()
-        shape.architecture = "gpt2"
+        var gpt2 = try TinyDense.writer(TinyDense.Shape())
+        gpt2.set("general.architecture", .string("gpt2"))
         let unsupported = TinyDense.temporaryPath("gpt2")
-        try TinyDense.writer(shape).write(to: unsupported)
+        try gpt2.write(to: unsupported)
         defer { try? FileManager.default.removeItem(atPath: unsupported) }
         try expectFailure(["-m", unsupported, "-o", out], "architecture \"gpt2\" is not supported")
         #expect(!FileManager.default.fileExists(atPath: out))

@@ -119,21 +119,17 @@ typedef struct {
     const void *k;       // K rows of the first attended position; row = n_kv_head × head_dim elements
     const void *v;       // V rows, same layout as k
     int64_t n_kv;        // number of attended positions (rows of k and v)
-    int64_t pos;         // absolute position of the first attended row (in its sequence)
 } hk_attn_query;
 
 // For every query: out_h = softmax(scale · q_h · K_gᵀ [soft-capped]) · V_g, with g = h / (n_head / n_kv_head).
 // kv_type is HK_F32 or HK_F16. softcap ≤ 0 disables soft-capping (Gemma 2: score = c·tanh(score/c),
 // applied to the scaled score). n_kv = 0 yields zeros.
-// Consecutive queries reading the same buffer at nearby positions (row address − pos · row bytes
-// equal: the tokens of one prompt, causal or in a sliding window) are tiled flash-attention style;
-// work is parallel over tiles × KV heads (× runs of 256 positions for long contexts) on the pool.
-// A query's output depends only on its own q, K, V, n_kv and pos (bit for bit, for a given SIMD
-// level), not on the other queries of the call or the thread count.
-// Returns 0, or -1 for invalid shapes or when scratch memory cannot be allocated.
-int hk_attention(hk_pool *pool, const hk_attn_query *queries, int64_t n_queries,
-                 int64_t n_head, int64_t n_kv_head, int64_t head_dim, int kv_type,
-                 float scale, float softcap);
+// Parallel over queries × KV heads × runs of 256 positions on the pool. A query's output depends
+// only on its own q, K, V and n_kv (bit for bit, for a given SIMD level), not on the other
+// queries of the call or the thread count.
+void hk_attention(hk_pool *pool, const hk_attn_query *queries, int64_t n_queries,
+                  int64_t n_head, int64_t n_kv_head, int64_t head_dim, int kv_type,
+                  float scale, float softcap);
 
 // Copies n floats into a row of the KV cache, converting to kv_type (HK_F32 or HK_F16).
 void hk_store_row(int kv_type, const float *src, void *dst, int64_t n);

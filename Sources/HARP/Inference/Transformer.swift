@@ -237,29 +237,21 @@ public final class Transformer: @unchecked Sendable {  // single-threaded use by
                     queries[i] = hk_attn_query(q: q + i * qWidth, out: attended + i * qWidth,
                                                k: cache.keyRow(slot: slot, sequence: s, position: first),
                                                v: cache.valueRow(slot: slot, sequence: s, position: first),
-                                               n_kv: Int64(p - first + 1), pos: Int64(first))
+                                               n_kv: Int64(p - first + 1))
                 }
-                attend(queries + rows.lowerBound, count: rows.count, heads: heads, kvHeads: kvHeads, headDim: headDim,
-                       kvType: cache.type.kernelType)
+                hk_attention(pool.raw, queries + rows.lowerBound, Int64(rows.count), Int64(heads), Int64(kvHeads), Int64(headDim),
+                             cache.type.kernelType, attentionScale(headDim), config.attentionSoftcap ?? 0)
             }
         } else {
             // No cache (calibration replays): each token attends to itself only.
             for i in 0..<t {
-                queries[i] = hk_attn_query(q: q + i * qWidth, out: attended + i * qWidth, k: k + i * kvWidth, v: v + i * kvWidth,
-                                           n_kv: 1, pos: Int64(batch.positions[i]))
+                queries[i] = hk_attn_query(q: q + i * qWidth, out: attended + i * qWidth, k: k + i * kvWidth, v: v + i * kvWidth, n_kv: 1)
             }
-            attend(queries, count: t, heads: heads, kvHeads: kvHeads, headDim: headDim, kvType: Int32(HK_F32.rawValue))
+            hk_attention(pool.raw, queries, Int64(t), Int64(heads), Int64(kvHeads), Int64(headDim), Int32(HK_F32.rawValue),
+                         attentionScale(headDim), config.attentionSoftcap ?? 0)
         }
         observer?.attentionValues(layer, attended: UnsafeBufferPointer(start: attended, count: t * qWidth), rows: t)
         matmul(p.output, attended, rows: t, into: out)
-    }
-
-    private func attend(_ queries: UnsafePointer<hk_attn_query>, count: Int, heads: Int, kvHeads: Int, headDim: Int, kvType: Int32) {
-        let rc = hk_attention(pool.raw, queries, Int64(count), Int64(heads), Int64(kvHeads), Int64(headDim), kvType,
-                              attentionScale(headDim), config.attentionSoftcap ?? 0)
-        // Shapes were validated at load; the only failure left is running out of memory, which
-        // Swift's own allocations treat the same way.
-        precondition(rc == 0, "hk_attention: out of memory for \(count) queries")
     }
 
     /// Moves each sequence's sliding-window buffer so the positions of `rows` fit behind their windows.

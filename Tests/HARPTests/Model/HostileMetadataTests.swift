@@ -75,8 +75,12 @@ struct HostileMetadataTests {
 
     @Test("head_count_kv = 0 means linear attention in the deci layout only")
     func zeroKVHeads() throws {
-        var deci = try TinyFamily.writer("deci")
-        deci.set("deci.attention.head_count_kv", .array([.int32(2), .int32(0), .int32(2)]))
+        // A deci file whose layer 1 is linear, marked only by head_count_kv = 0 (no harp.attention.kind).
+        var config = TinyModel.config(TinyModelSpec(architecture: "deci", layers: 3, vocab: TinyFamily.vocabularySize, context: 128))
+        config.layers[1].attention = .linear
+        var deci = try TinyModel.writer(config: config)
+        deci.remove("harp.attention.kind")
+        for (key, value) in TinyFamily.tokenizerMetadata() { deci.set(key, value) }
         let model = try Self.load(deci).get()
         #expect(model.config.layers.map(\.attention.name) == ["full", "linear", "full"])
         _ = try Self.refusal(Self.llama { $0.set("llama.attention.head_count_kv", .array([.int32(2), .int32(0), .int32(2)])) },
