@@ -4,12 +4,13 @@
 # (swiftc -sanitize=fuzzer,address; the C kernels and the SentencePiece shim with clang's ASan),
 # writes a seed corpus of tiny models made by the project's writer, and runs. Crashes land in
 # .build/fuzz/crashes/. Nothing here is committed but the sources.
-#   tools/fuzz.sh 600            # ten minutes, one process
-#   JOBS=2 tools/fuzz.sh 600     # two fuzzing processes
+#   tools/fuzz.sh 600            # ten minutes, one fuzzing process per core
+#   JOBS=1 tools/fuzz.sh 600     # one process
+# With JOBS > 1 each process logs to .build/fuzz/fuzz-N.log; the total of executions is printed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_TO_RUN=${1:-60}
-JOBS=${JOBS:-1}
+JOBS=${JOBS:-$(nproc)}
 OUT=.build/fuzz
 BIN=$(dirname "$(readlink -f "$(command -v swiftc)")")
 CLANG="$BIN/clang"
@@ -55,6 +56,12 @@ HARP_FUZZ_WRITE_SEEDS="$CORPUS" "$OUT/harp-fuzz"
 echo "seed corpus: $(ls "$CORPUS" | wc -l) files, $(du -sh "$CORPUS" | cut -f1)"
 
 args=(-max_total_time="$SECONDS_TO_RUN" -max_len=65536 -rss_limit_mb=2048 -timeout=10
-      -artifact_prefix="$OUT/crashes/" -print_final_stats=1)
-if [ "$JOBS" -gt 1 ]; then args+=(-jobs="$JOBS" -workers="$JOBS"); fi
-"$OUT/harp-fuzz" "${args[@]}" "$CORPUS"
+      -artifact_prefix="$PWD/$OUT/crashes/" -print_final_stats=1)
+if [ "$JOBS" -le 1 ]; then exec "$OUT/harp-fuzz" "${args[@]}" "$CORPUS"; fi
+# libFuzzer writes the jobs' logs into its working directory: run it inside .build/fuzz.
+rm -f "$OUT"/fuzz-*.log
+status=0
+(cd "$OUT" && ./harp-fuzz "${args[@]}" -jobs="$JOBS" -workers="$JOBS" corpus) || status=$?
+total=$(awk '/^stat::number_of_executed_units:/ { n += $2 } END { print n + 0 }' "$OUT"/fuzz-*.log)
+echo "fuzz: $JOBS processes, ${total:-0} executions in ${SECONDS_TO_RUN} s, $(ls "$OUT/crashes" | wc -l) files in $OUT/crashes"
+exit $status

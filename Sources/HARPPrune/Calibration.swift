@@ -36,6 +36,14 @@ public struct CalibrationSet: Sendable {
         guard tokens.count > length else {
             throw HARPError.invalidArgument("\(path): the calibration text has \(tokens.count) tokens, fewer than one window of \(length) + 1")
         }
+        // Windows are drawn at random positions; with less text than they cover together they
+        // would mostly repeat the same tokens, and the fit would calibrate on a fraction of what
+        // the user asked for.
+        let (needed, overflow) = count.multipliedReportingOverflow(by: length)
+        guard !overflow, tokens.count >= needed else {
+            throw HARPError.invalidArgument("\(path): the calibration text has \(tokens.count) tokens, fewer than the "
+                + "\(count) windows × \(length) tokens asked for (--nsamples, --seqlen): give more text or fewer windows")
+        }
         var random = SplitMix64(seed: seed)
         let windows = (0..<count).map { _ -> [Int32] in
             let start = Int.random(in: 0...(tokens.count - length - 1), using: &random)

@@ -81,6 +81,12 @@ struct HostilePruneTests {
         let noise = s.dir + "/noise.bin"
         try Data((0..<200_000).map { _ in UInt8(truncatingIfNeeded: random.next()) }).write(to: URL(fileURLWithPath: noise))
         try Self.expectRefusal(s, ["-o", out, "-f", noise], ["\(noise): the calibration file is not valid UTF-8"])
+        // Real text, but less of it than the windows cover together (the Scene asks for 2 × 16).
+        let short = s.dir + "/short.txt"
+        try Data("The quick brown fox jumps".utf8).write(to: URL(fileURLWithPath: short))
+        let tokens = try TokenizerLoader.load(from: GGUFFile(path: s.model)).encode(String(contentsOfFile: short, encoding: .utf8), parseSpecial: false).count
+        try #require(tokens > 16 && tokens < 32, "the short text must fit one window but not two: \(tokens) tokens")
+        try Self.expectRefusal(s, ["-o", out, "-f", short], ["\(short): the calibration text has \(tokens) tokens", "2 windows × 16"])
     }
 
     @Test("--drop-last 0 writes the model and a JSON report with no infinity")
